@@ -1,0 +1,246 @@
+//! Long short-term memory cell, PyTorch `nn.LSTM` semantics.
+//!
+//! For input `x` and previous state `(h, c)`, with `σ` the logistic sigmoid:
+//!
+//! ```text
+//! i  = σ(W_ii x + b_ii + W_hi h + b_hi)        input gate
+//! f  = σ(W_if x + b_if + W_hf h + b_hf)        forget gate
+//! g  = tanh(W_ig x + b_ig + W_hg h + b_hg)     candidate
+//! o  = σ(W_io x + b_io + W_ho h + b_ho)        output gate
+//! c' = f ⊙ c + i ⊙ g
+//! h' = o ⊙ tanh(c')
+//! ```
+//!
+//! PyTorch stacks the four gates' rows in the order i, f, g, o. `tinyrnn` stores them
+//! **unit-major**: for hidden unit `j`, the rows of gates i, f, g, o are adjacent
+//! (`w_ih[j][gate][input]`), so one pass over a unit's rows produces everything needed for
+//! `c'_j` and `h'_j`. The two biases are folded into one (`b_i* + b_h*`), which is exact
+//! in real arithmetic. The host tool reorders PyTorch tensors at import time.
+
+use super::DoubleBuffer;
+use crate::activation::float::FloatActivation;
+use crate::error::{check_len, ShapeError};
+use crate::model::Recurrent;
+use crate::numeric::float::Float;
+use crate::numeric::Numeric;
+
+/// Gates per unit.
+pub const GATES: usize = 4;
+
+/// LSTM weights as slices, for sizes known only at run time (and the kernel behind [`Lstm`]).
+///
+/// Layout (unit-major, see the module doc): `w_ih[H][4][I]`, `w_hh[H][4][H]`, `bias[H][4]`,
+/// row scales `[H][4]` each, gate order i, f, g, o.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LstmWeights<'a, N: Numeric> {
+    input_size: usize,
+    hidden_size: usize,
+    w_ih: &'a [N::Weight],
+    w_hh: &'a [N::Weight],
+    bias: &'a [N::Bias],
+    scale_ih: &'a [N::RowScale],
+    scale_hh: &'a [N::RowScale],
+    format: N::Format,
+}
+
+impl<'a, N: Numeric> LstmWeights<'a, N> {
+    /// Checks every length against `input_size` and `hidden_size`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        input_size: usize,
+        hidden_size: usize,
+        w_ih: &'a [N::Weight],
+        w_hh: &'a [N::Weight],
+        bias: &'a [N::Bias],
+        scale_ih: &'a [N::RowScale],
+        scale_hh: &'a [N::RowScale],
+        format: N::Format,
+    ) -> Result<Self, ShapeError> {
+        if input_size == 0 || hidden_size == 0 {
+            return Err(ShapeError::ZeroSize);
+        }
+        let rows = GATES * hidden_size;
+        check_len("w_ih", w_ih, rows * input_size)?;
+        check_len("w_hh", w_hh, rows * hidden_size)?;
+        check_len("bias", bias, rows)?;
+        check_len("scale_ih", scale_ih, rows)?;
+        check_len("scale_hh", scale_hh, rows)?;
+        Ok(LstmWeights {
+            input_size,
+            hidden_size,
+            w_ih,
+            w_hh,
+            bias,
+            scale_ih,
+            scale_hh,
+            format,
+        })
+    }
+
+    /// Input features.
+    pub fn input_size(&self) -> usize {
+        self.input_size
+    }
+
+    /// Hidden units.
+    pub fn hidden_size(&self) -> usize {
+        self.hidden_size
+    }
+
+    /// The layer's fixed-point formats (`()` for floats).
+    pub fn format(&self) -> &N::Format {
+        &self.format
+    }
+
+    /// One timestep: reads `x` and `h_prev`, updates `c` in place and writes `h_next`.
+    ///
+    /// `h_prev` and `h_next` are distinct buffers of `hidden_size` elements (every unit reads
+    /// all of `h_prev`); `c` has `hidden_size` elements. Shorter slices shorten the work instead
+    /// of panicking.
+    pub fn step(&self, x: &[N::Act], h_prev: &[N::Act], h_next: &mut [N::Act], c: &mut [N::Cell]) {
+        let (i, h, fmt) = (
+            self.input_size.max(1),
+            self.hidden_size.max(1),
+            &self.format,
+        );
+        let units = self
+            .w_ih
+            .chunks_exact(GATES * i)
+            .zip(self.w_hh.chunks_exact(GATES * h))
+            .zip(self.bias.chunks_exact(GATES))
+            .zip(
+                self.scale_ih
+                    .chunks_exact(GATES)
+                    .zip(self.scale_hh.chunks_exact(GATES)),
+            )
+            .zip(h_next.iter_mut().zip(c.iter_mut()));
+        for ((((w_x, w_h), bias), (s_x, s_h)), (h_out, c_j)) in units {
+            let mut gates = w_x
+                .chunks_exact(i)
+                .zip(w_h.chunks_exact(h))
+                .zip(bias.iter().zip(s_x.iter().zip(s_h)))
+                .map(|((wx, wh), (&b, (&sx, &sh)))| N::preact(b, wx, sx, x, wh, sh, h_prev, fmt));
+            let (Some(pi), Some(pf), Some(pg), Some(po)) =
+                (gates.next(), gates.next(), gates.next(), gates.next())
+            else {
+                return;
+            };
+            let c_new = N::lstm_cell(
+                N::sigmoid(pf, fmt),
+                *c_j,
+                N::sigmoid(pi, fmt),
+                N::tanh(pg, fmt),
+                fmt,
+            );
+            *c_j = c_new;
+            *h_out = N::lstm_hidden(N::sigmoid(po, fmt), c_new, fmt);
+        }
+    }
+}
+
+/// An LSTM layer with `I` inputs and `H` hidden units, weights stored inline (can be `static`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Lstm<N: Numeric, const I: usize, const H: usize> {
+    w_ih: [[[N::Weight; I]; GATES]; H],
+    w_hh: [[[N::Weight; H]; GATES]; H],
+    bias: [[N::Bias; GATES]; H],
+    scale_ih: [[N::RowScale; GATES]; H],
+    scale_hh: [[N::RowScale; GATES]; H],
+    format: N::Format,
+}
+
+impl<N: Numeric, const I: usize, const H: usize> Lstm<N, I, H> {
+    /// Builds a layer from unit-major arrays (see [`LstmWeights`]) and fixed-point scales.
+    pub const fn from_parts(
+        w_ih: [[[N::Weight; I]; GATES]; H],
+        w_hh: [[[N::Weight; H]; GATES]; H],
+        bias: [[N::Bias; GATES]; H],
+        scale_ih: [[N::RowScale; GATES]; H],
+        scale_hh: [[N::RowScale; GATES]; H],
+        format: N::Format,
+    ) -> Self {
+        const {
+            assert!(
+                I > 0 && H > 0,
+                "an LSTM needs at least one input and one hidden unit"
+            )
+        };
+        Lstm {
+            w_ih,
+            w_hh,
+            bias,
+            scale_ih,
+            scale_hh,
+            format,
+        }
+    }
+
+    /// The slice view the kernel runs on.
+    pub fn weights(&self) -> LstmWeights<'_, N> {
+        LstmWeights {
+            input_size: I,
+            hidden_size: H,
+            w_ih: self.w_ih.as_flattened().as_flattened(),
+            w_hh: self.w_hh.as_flattened().as_flattened(),
+            bias: self.bias.as_flattened(),
+            scale_ih: self.scale_ih.as_flattened(),
+            scale_hh: self.scale_hh.as_flattened(),
+            format: self.format,
+        }
+    }
+}
+
+impl<A: FloatActivation, const I: usize, const H: usize> Lstm<Float<A>, I, H> {
+    /// Builds an `f32` layer from unit-major weights and folded biases (`b_ih + b_hh`).
+    pub const fn new(
+        w_ih: [[[f32; I]; GATES]; H],
+        w_hh: [[[f32; H]; GATES]; H],
+        bias: [[f32; GATES]; H],
+    ) -> Self {
+        Self::from_parts(w_ih, w_hh, bias, [[(); GATES]; H], [[(); GATES]; H], ())
+    }
+}
+
+/// The state of an [`Lstm`]: hidden state (double-buffered) and cell state.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LstmState<N: Numeric, const H: usize> {
+    h: DoubleBuffer<N::Act, H>,
+    c: [N::Cell; H],
+}
+
+impl<N: Numeric, const H: usize> Default for LstmState<N, H> {
+    fn default() -> Self {
+        LstmState {
+            h: DoubleBuffer::default(),
+            c: [N::Cell::default(); H],
+        }
+    }
+}
+
+impl<N: Numeric, const H: usize> LstmState<N, H> {
+    /// The current hidden state `h`.
+    pub fn hidden(&self) -> &[N::Act; H] {
+        self.h.current()
+    }
+
+    /// The current cell state `c`.
+    pub fn cell(&self) -> &[N::Cell; H] {
+        &self.c
+    }
+}
+
+impl<N: Numeric, const I: usize, const H: usize> Recurrent<N> for Lstm<N, I, H> {
+    type State = LstmState<N, H>;
+    const INPUT: usize = I;
+    const OUTPUT: usize = H;
+
+    fn step<'s>(&self, state: &'s mut LstmState<N, H>, x: &[N::Act]) -> &'s [N::Act] {
+        let weights = self.weights();
+        let c = &mut state.c;
+        state.h.advance(|prev, next| weights.step(x, prev, next, c))
+    }
+
+    fn reset(&self, state: &mut LstmState<N, H>) {
+        *state = LstmState::default();
+    }
+}

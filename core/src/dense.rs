@@ -1,0 +1,127 @@
+//! Dense (linear) head, PyTorch `nn.Linear` semantics: `y = W x + b`.
+
+use crate::activation::float::FloatActivation;
+use crate::error::{check_len, ShapeError};
+use crate::numeric::float::Float;
+use crate::numeric::Numeric;
+
+/// Head weights as slices: `weight[O][I]` (PyTorch layout), `bias[O]`, row scales `[O]`.
+///
+/// For fixed point, `format.x_frac` is the input's format and `format.pre_frac` the outputs'.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DenseWeights<'a, N: Numeric> {
+    input_size: usize,
+    output_size: usize,
+    weight: &'a [N::Weight],
+    bias: &'a [N::Bias],
+    scale: &'a [N::RowScale],
+    format: N::Format,
+}
+
+impl<'a, N: Numeric> DenseWeights<'a, N> {
+    /// Checks every length against `input_size` and `output_size`.
+    pub fn new(
+        input_size: usize,
+        output_size: usize,
+        weight: &'a [N::Weight],
+        bias: &'a [N::Bias],
+        scale: &'a [N::RowScale],
+        format: N::Format,
+    ) -> Result<Self, ShapeError> {
+        if input_size == 0 || output_size == 0 {
+            return Err(ShapeError::ZeroSize);
+        }
+        check_len("weight", weight, output_size * input_size)?;
+        check_len("bias", bias, output_size)?;
+        check_len("scale", scale, output_size)?;
+        Ok(DenseWeights {
+            input_size,
+            output_size,
+            weight,
+            bias,
+            scale,
+            format,
+        })
+    }
+
+    /// Input features.
+    pub fn input_size(&self) -> usize {
+        self.input_size
+    }
+
+    /// Outputs.
+    pub fn output_size(&self) -> usize {
+        self.output_size
+    }
+
+    /// The head's fixed-point formats (`()` for floats).
+    pub fn format(&self) -> &N::Format {
+        &self.format
+    }
+
+    /// `out = W x + b`.
+    pub fn forward(&self, x: &[N::Act], out: &mut [N::Pre]) {
+        let rows = self.weight.chunks_exact(self.input_size.max(1));
+        for ((w, (&b, &s)), y) in rows.zip(self.bias.iter().zip(self.scale)).zip(out) {
+            *y = N::preact(b, w, s, x, &[], s, &[], &self.format);
+        }
+    }
+}
+
+/// A dense head with `I` inputs and `O` outputs, weights inline (can be `static`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dense<N: Numeric, const I: usize, const O: usize> {
+    weight: [[N::Weight; I]; O],
+    bias: [N::Bias; O],
+    scale: [N::RowScale; O],
+    format: N::Format,
+}
+
+impl<N: Numeric, const I: usize, const O: usize> Dense<N, I, O> {
+    /// Builds a head from arrays and fixed-point scales.
+    pub const fn from_parts(
+        weight: [[N::Weight; I]; O],
+        bias: [N::Bias; O],
+        scale: [N::RowScale; O],
+        format: N::Format,
+    ) -> Self {
+        const {
+            assert!(
+                I > 0 && O > 0,
+                "a dense head needs at least one input and one output"
+            )
+        };
+        Dense {
+            weight,
+            bias,
+            scale,
+            format,
+        }
+    }
+
+    /// The slice view the kernel runs on.
+    pub fn weights(&self) -> DenseWeights<'_, N> {
+        DenseWeights {
+            input_size: I,
+            output_size: O,
+            weight: self.weight.as_flattened(),
+            bias: &self.bias,
+            scale: &self.scale,
+            format: self.format,
+        }
+    }
+
+    /// `W x + b`.
+    pub fn forward(&self, x: &[N::Act]) -> [N::Pre; O] {
+        let mut out = [N::Pre::default(); O];
+        self.weights().forward(x, &mut out);
+        out
+    }
+}
+
+impl<A: FloatActivation, const I: usize, const O: usize> Dense<Float<A>, I, O> {
+    /// Builds an `f32` head (`weight[O][I]`, PyTorch layout).
+    pub const fn new(weight: [[f32; I]; O], bias: [f32; O]) -> Self {
+        Self::from_parts(weight, bias, [(); O], ())
+    }
+}

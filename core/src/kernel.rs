@@ -1,0 +1,53 @@
+//! Slice kernels: the inner loops every cell and head spend their time in.
+//!
+//! Generic cell code forwards here, so code size does not grow with every `(I, H)` pair. All
+//! functions zip their operands: extra elements of the longer slice are ignored, which keeps the
+//! loops free of bounds checks and panics.
+
+/// `Σ w[k] · x[k]` in `f32`, summed left to right.
+///
+/// The order is fixed (no reassociation), so host and targets produce identical bits.
+#[inline]
+pub fn dot_f32(w: &[f32], x: &[f32]) -> f32 {
+    w.iter().zip(x).fold(0.0, |acc, (w, x)| acc + w * x)
+}
+
+/// `Σ w[k] · x[k]` of 16-bit weights and activations, exact in `i64`.
+///
+/// Each product fits in 31 bits; an `i64` sum of fewer than 2³² of them cannot overflow.
+#[inline]
+pub fn dot_i16(w: &[i16], x: &[i16]) -> i64 {
+    w.iter()
+        .zip(x)
+        .fold(0i64, |acc, (&w, &x)| acc + (w as i32 * x as i32) as i64)
+}
+
+/// `Σ w[k] · x[k]` of 8-bit weights and 16-bit activations, exact in `i64`.
+///
+/// Each product fits in 23 bits; the sum is exact for any slice length.
+#[inline]
+pub fn dot_i8(w: &[i8], x: &[i16]) -> i64 {
+    w.iter()
+        .zip(x)
+        .fold(0i64, |acc, (&w, &x)| acc + (w as i32 * x as i32) as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dots_match_naive() {
+        let w16: [i16; 5] = [i16::MAX, i16::MIN, 3, -7, 100];
+        let x16: [i16; 5] = [i16::MAX, i16::MIN, -9, 11, -100];
+        let naive: i64 = w16
+            .iter()
+            .zip(&x16)
+            .map(|(a, b)| *a as i64 * *b as i64)
+            .sum();
+        assert_eq!(dot_i16(&w16, &x16), naive);
+        let w8: [i8; 3] = [i8::MIN, i8::MAX, -1];
+        assert_eq!(dot_i8(&w8, &x16[..3]), -128 * 32767 + 127 * -32768 + 9);
+        assert_eq!(dot_f32(&[1.0, 2.0, 3.0], &[4.0, 5.0]), 14.0);
+    }
+}

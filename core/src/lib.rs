@@ -1,0 +1,50 @@
+//! # tinyrnn — streaming recurrent networks for microcontrollers
+//!
+//! `no_std`, allocation-free inference of Elman RNN, LSTM and GRU layers with PyTorch semantics,
+//! one sensor sample per [`step`](Recurrent::step), in constant memory. The same cell code runs
+//! in `f32` ([`F32`], [`F32Fast`]) and in fixed point ([`Q15`], [`W8A16`]), selected by a
+//! [`Numeric`] type parameter.
+//!
+//! * Weights are immutable (`&self`) and can live in flash as `static` data.
+//! * State is small, owned by the caller and [`reset`](Recurrent::reset)-able.
+//! * Sizes are const generics for firmware ([`Lstm<N, I, H>`](Lstm)); models whose sizes are
+//!   only known at run time use the slice-level weights ([`LstmWeights`], [`LayerWeights`]) and
+//!   the very same step functions.
+//!
+//! ```
+//! use tinyrnn::{Dense, F32, Gru, GruState, Model, Recurrent};
+//!
+//! // A GRU with 2 inputs and 3 hidden units, followed by a 2-class head. Weights in the
+//! // unit-major layout `tinyrnn` uses (see `Gru`); the host tool converts PyTorch files.
+//! let gru = Gru::<F32, 2, 3>::new([[[0.1; 2]; 3]; 3], [[[0.05; 3]; 3]; 3], [[0.0; 3]; 3], [0.0; 3]);
+//! let head = Dense::<F32, 3, 2>::new([[0.5; 3], [-0.5; 3]], [0.0; 2]);
+//! let model = Model::new(gru, head);
+//! let mut state = model.new_state();
+//! let mut logits = [0.0; 2];
+//! for sample in [[0.2, -1.0], [0.4, 0.3], [1.0, 0.0]] {
+//!     logits = model.step(&mut state, &sample);
+//! }
+//! assert!(logits[0] > logits[1]);
+//! ```
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod activation;
+pub mod cell;
+pub mod dense;
+mod error;
+pub mod kernel;
+pub mod model;
+pub mod numeric;
+
+pub use cell::gru::{Gru, GruState, GruWeights};
+pub use cell::lstm::{Lstm, LstmState, LstmWeights};
+pub use cell::rnn::{Rnn, RnnState, RnnWeights};
+pub use cell::{LayerWeights, Nonlinearity};
+pub use dense::{Dense, DenseWeights};
+pub use error::ShapeError;
+pub use model::{argmax, Model, ModelState, Recurrent, Stack, StackState};
+pub use numeric::fixed_point::{QFormat, Q15, W8A16};
+pub use numeric::float::{F32Fast, F32};
+pub use numeric::Numeric;

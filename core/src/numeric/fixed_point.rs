@@ -1,0 +1,245 @@
+//! Fixed-point arithmetic: [`Q15`] (16-bit weights) and [`W8A16`] (8-bit weights), both with
+//! 16-bit activations and state, integer-only and bit-identical on every target.
+//!
+//! # Formats
+//!
+//! Every tensor has a power-of-two scale: a raw integer `q` with `frac` fractional bits stands
+//! for `q / 2^frac` (the `fixed` crate's `FixedI16<U{frac}>`). A layer's [`QFormat`] names the
+//! formats of its input (`x_frac`), hidden state (`h_frac`, 15 except for a `relu` RNN), gate
+//! pre-activations and biases (`pre_frac`, an `i32`) and LSTM cell state (`c_frac`, an `i16`
+//! with more integer bits than `h`). Each weight row has its own format ([`RowScale`], the
+//! `frac` of that row): per-tensor scales simply repeat one value. Gate outputs (sigmoid, tanh)
+//! are Q15 (`frac` = 15).
+//!
+//! # Arithmetic
+//!
+//! * Dot products accumulate exactly in `i64` ([`kernel::dot_i16`](crate::kernel::dot_i16)).
+//! * Rescaling uses **round half up**: `(v + 2^(s-1)) >> s` (arithmetic shift). The same
+//!   [`round_shift`] is used everywhere.
+//! * Every narrowing **saturates** to the destination type's range; nothing wraps.
+//! * A pre-activation is `sat_i32(round_shift(w_x·x, fx - pre) + round_shift(w_h·h, fh - pre) +
+//!   bias)`: at most 1 LSB of `pre_frac` of rounding error beyond the weights' own.
+//!
+//! No floating-point operation occurs in these paths.
+
+use core::marker::PhantomData;
+
+use super::Numeric;
+use crate::activation::fixed::{sigmoid_q15, tanh_q15};
+use crate::kernel::{dot_i16, dot_i8};
+
+/// Fractional bits of one weight row.
+pub type RowScale = i8;
+
+/// The fixed-point formats of one layer (or head), as fractional-bit counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct QFormat {
+    /// Input (`i16`) fractional bits: the model input's format for layer 0, the previous
+    /// layer's `h_frac` above it.
+    pub x_frac: i8,
+    /// Hidden state (`i16`) fractional bits: 15 for LSTM, GRU and tanh RNN.
+    pub h_frac: i8,
+    /// Gate pre-activation and bias (`i32`) fractional bits; for a head, its outputs' format.
+    pub pre_frac: i8,
+    /// LSTM cell state (`i16`) fractional bits.
+    pub c_frac: i8,
+}
+
+impl QFormat {
+    /// Checks that every field is within what the kernels support: `x_frac`, `h_frac`, `c_frac`
+    /// in `0..=15`, `pre_frac` in `0..=24`. Returns the first offending field.
+    pub fn validate(&self) -> Result<(), crate::ShapeError> {
+        for (field, value, max) in [
+            ("x_frac", self.x_frac, 15),
+            ("h_frac", self.h_frac, 15),
+            ("c_frac", self.c_frac, 15),
+            ("pre_frac", self.pre_frac, 24),
+        ] {
+            if !(0..=max).contains(&value) {
+                return Err(crate::ShapeError::Format {
+                    field,
+                    value: value as i32,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `v / 2^shift` rounded half up (`shift > 0`), or `v · 2^-shift` saturated (`shift < 0`).
+#[inline]
+pub fn round_shift(v: i64, shift: i32) -> i64 {
+    if shift > 0 {
+        let s = shift.min(62) as u32;
+        (v.saturating_add(1i64 << (s - 1))) >> s
+    } else if shift == 0 {
+        v
+    } else {
+        let s = (-shift).min(62) as u32;
+        if v.unsigned_abs() > (i64::MAX >> s) as u64 {
+            if v < 0 {
+                i64::MIN
+            } else {
+                i64::MAX
+            }
+        } else {
+            v << s
+        }
+    }
+}
+
+/// Saturates to `i32`.
+#[inline]
+pub fn sat_i32(v: i64) -> i32 {
+    v.clamp(i32::MIN as i64, i32::MAX as i64) as i32
+}
+
+/// Saturates to `i16`.
+#[inline]
+pub fn sat_i16(v: i64) -> i16 {
+    v.clamp(i16::MIN as i64, i16::MAX as i64) as i16
+}
+
+/// A fixed-point weight element (`i16` or `i8`) and its exact dot product with `i16`
+/// activations.
+pub trait FixedWeight: Copy + Default + PartialEq + core::fmt::Debug + 'static {
+    /// `Σ w[k]·x[k]`, exact.
+    fn dot(w: &[Self], x: &[i16]) -> i64;
+}
+
+impl FixedWeight for i16 {
+    #[inline]
+    fn dot(w: &[i16], x: &[i16]) -> i64 {
+        dot_i16(w, x)
+    }
+}
+
+impl FixedWeight for i8 {
+    #[inline]
+    fn dot(w: &[i8], x: &[i16]) -> i64 {
+        dot_i8(w, x)
+    }
+}
+
+/// Fixed-point arithmetic with weights of type `W`; see the module doc.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Fixed<W>(PhantomData<W>);
+
+/// 16-bit weights, 16-bit activations and state, `i32` pre-activations.
+pub type Q15 = Fixed<i16>;
+
+/// 8-bit weights (half the flash of [`Q15`]), 16-bit activations and state.
+pub type W8A16 = Fixed<i8>;
+
+impl<W: FixedWeight> Numeric for Fixed<W> {
+    type Act = i16;
+    type Weight = W;
+    type Bias = i32;
+    type Pre = i32;
+    type Cell = i16;
+    type RowScale = RowScale;
+    type Format = QFormat;
+
+    #[inline]
+    fn preact(
+        bias: i32,
+        w_x: &[W],
+        scale_x: i8,
+        x: &[i16],
+        w_h: &[W],
+        scale_h: i8,
+        h: &[i16],
+        f: &QFormat,
+    ) -> i32 {
+        let pre = f.pre_frac as i32;
+        let from_x = round_shift(W::dot(w_x, x), scale_x as i32 + f.x_frac as i32 - pre);
+        let from_h = round_shift(W::dot(w_h, h), scale_h as i32 + f.h_frac as i32 - pre);
+        sat_i32(from_x.saturating_add(from_h).saturating_add(bias as i64))
+    }
+
+    #[inline]
+    fn sigmoid(pre: i32, f: &QFormat) -> i16 {
+        sigmoid_q15(pre, f.pre_frac as i32)
+    }
+
+    #[inline]
+    fn tanh(pre: i32, f: &QFormat) -> i16 {
+        // Gate outputs are Q15; an RNN hidden state with h_frac < 15 is rescaled.
+        sat_i16(round_shift(
+            tanh_q15(pre, f.pre_frac as i32) as i64,
+            15 - f.h_frac.clamp(0, 15) as i32,
+        ))
+    }
+
+    #[inline]
+    fn relu(pre: i32, f: &QFormat) -> i16 {
+        sat_i16(round_shift(
+            pre.max(0) as i64,
+            f.pre_frac as i32 - f.h_frac as i32,
+        ))
+    }
+
+    #[inline]
+    fn gru_candidate(x_part: i32, reset: i16, h_part: i32, _: &QFormat) -> i32 {
+        sat_i32(x_part as i64 + round_shift(reset as i64 * h_part as i64, 15))
+    }
+
+    #[inline]
+    fn gru_hidden(update: i16, candidate: i16, h_prev: i16, _: &QFormat) -> i16 {
+        // (1 - z) n + z h = n + z (h - n): one multiply, exact in i64.
+        let d = h_prev as i64 - candidate as i64;
+        sat_i16(candidate as i64 + round_shift(update as i64 * d, 15))
+    }
+
+    #[inline]
+    fn lstm_cell(forget: i16, c: i16, input: i16, candidate: i16, f: &QFormat) -> i16 {
+        let kept = round_shift(forget as i64 * c as i64, 15);
+        let added = round_shift(input as i64 * candidate as i64, 30 - f.c_frac as i32);
+        sat_i16(kept + added)
+    }
+
+    #[inline]
+    fn lstm_hidden(output: i16, c: i16, f: &QFormat) -> i16 {
+        let t = tanh_q15(c as i32, f.c_frac as i32);
+        sat_i16(round_shift(output as i64 * t as i64, 15))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_shift_rounds_half_up_and_saturates() {
+        assert_eq!(round_shift(5, 1), 3); // 2.5 -> 3
+        assert_eq!(round_shift(-5, 1), -2); // -2.5 -> -2 (half up)
+        assert_eq!(round_shift(-6, 1), -3);
+        assert_eq!(round_shift(7, 0), 7);
+        assert_eq!(round_shift(3, -2), 12);
+        assert_eq!(round_shift(i64::MAX / 2, -4), i64::MAX);
+        assert_eq!(round_shift(i64::MIN / 2, -4), i64::MIN);
+        assert_eq!(round_shift(i64::MAX, 1), i64::MAX >> 1); // saturating add, no wrap
+        assert_eq!(sat_i16(40_000), i16::MAX);
+        assert_eq!(sat_i32(-(1 << 40)), i32::MIN);
+    }
+
+    #[test]
+    fn format_validation_names_the_field() {
+        let ok = QFormat {
+            x_frac: 12,
+            h_frac: 15,
+            pre_frac: 12,
+            c_frac: 11,
+        };
+        assert!(ok.validate().is_ok());
+        let bad = QFormat { pre_frac: 30, ..ok };
+        assert_eq!(
+            bad.validate(),
+            Err(crate::ShapeError::Format {
+                field: "pre_frac",
+                value: 30
+            })
+        );
+    }
+}

@@ -1,0 +1,82 @@
+//! `f32` arithmetic: [`F32`] with accurate activations, [`F32Fast`] with `micromath`-based ones.
+
+use core::marker::PhantomData;
+
+use super::Numeric;
+use crate::activation::float::{Accurate, Fast, FloatActivation};
+use crate::kernel::dot_f32;
+
+/// `f32` weights, activations and state, with activations chosen by `A`.
+///
+/// Use the aliases [`F32`] (accurate, the default) or [`F32Fast`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Float<A>(PhantomData<A>);
+
+/// `f32` everywhere; sigmoid and tanh within 1e-6 of the exact values
+/// (see [`activation::float`](crate::activation::float)).
+pub type F32 = Float<Accurate>;
+
+/// `f32` everywhere; sigmoid and tanh from `micromath`'s `exp`, cheaper on FPU-less cores, with
+/// the error stated in [`activation::float`](crate::activation::float).
+pub type F32Fast = Float<Fast>;
+
+impl<A: FloatActivation> Numeric for Float<A> {
+    type Act = f32;
+    type Weight = f32;
+    type Bias = f32;
+    type Pre = f32;
+    type Cell = f32;
+    type RowScale = ();
+    type Format = ();
+
+    #[inline]
+    fn preact(
+        bias: f32,
+        w_x: &[f32],
+        _: (),
+        x: &[f32],
+        w_h: &[f32],
+        _: (),
+        h: &[f32],
+        _: &(),
+    ) -> f32 {
+        bias + dot_f32(w_x, x) + dot_f32(w_h, h)
+    }
+
+    #[inline]
+    fn sigmoid(pre: f32, _: &()) -> f32 {
+        A::sigmoid(pre)
+    }
+
+    #[inline]
+    fn tanh(pre: f32, _: &()) -> f32 {
+        A::tanh(pre)
+    }
+
+    #[inline]
+    fn relu(pre: f32, _: &()) -> f32 {
+        // `max` keeps NaN out: a NaN pre-activation cannot arise from finite weights and inputs.
+        pre.max(0.0)
+    }
+
+    #[inline]
+    fn gru_candidate(x_part: f32, reset: f32, h_part: f32, _: &()) -> f32 {
+        x_part + reset * h_part
+    }
+
+    #[inline]
+    fn gru_hidden(update: f32, candidate: f32, h_prev: f32, _: &()) -> f32 {
+        // PyTorch computes (1 - z) * n + z * h; this is the same expression.
+        (1.0 - update) * candidate + update * h_prev
+    }
+
+    #[inline]
+    fn lstm_cell(forget: f32, c: f32, input: f32, candidate: f32, _: &()) -> f32 {
+        forget * c + input * candidate
+    }
+
+    #[inline]
+    fn lstm_hidden(output: f32, c: f32, _: &()) -> f32 {
+        output * A::tanh(c)
+    }
+}

@@ -1,0 +1,3 @@
+//! One module per `tinyrnn` subcommand: its `clap` arguments and its entry point.
+
+pub mod run;

@@ -1,0 +1,10 @@
+//! Host simulator for `tinyrnn`: model files, datasets, training, quantisation, export and
+//! on-target verification. The `tinyrnn` binary (`src/main.rs`) is a thin `clap` front end over
+//! these modules.
+
+pub mod any_model;
+pub mod cmd;
+pub mod dataset;
+pub mod model_file;
+pub mod runtime_model;
+pub mod train;

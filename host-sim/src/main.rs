@@ -1,0 +1,30 @@
+//! `tinyrnn`: the host simulator's command line.
+
+use clap::{Parser, Subcommand};
+use tinyrnn_sim::cmd;
+
+/// Run, train, quantise, export and verify recurrent models for microcontrollers.
+#[derive(Parser)]
+#[command(name = "tinyrnn", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a model over a CSV sequence, one output row per timestep.
+    Run(cmd::run::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(a) => cmd::run::main(a),
+    };
+    if let Err(e) = result {
+        // One line, the whole context chain, no backtrace.
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,286 @@
+//! The QEMU machine for each firmware target, and running a firmware ELF under QEMU with its
+//! defmt log decoded and its exit status taken from QEMU itself.
+
+use std::{
+    io::Read,
+    path::Path,
+    process::{Command, ExitStatus, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context, Result};
+
+use crate::defmt_log::{DefmtTable, LogLine};
+
+/// A firmware target and the QEMU machine that runs it (see `QEMU.md`).
+pub struct Machine {
+    /// Rust target triple.
+    pub target: &'static str,
+    /// `qemu-system-arm -machine`.
+    pub machine: &'static str,
+    /// `qemu-system-arm -cpu`.
+    pub cpu: &'static str,
+    /// SysTick ticks per executed instruction under `-icount shift=10`
+    /// (core clock × 1024 ns).
+    pub ticks_per_instruction: f64,
+}
+
+/// Every ARM firmware target, in the order they are built and run.
+pub const MACHINES: &[Machine] = &[
+    Machine {
+        target: "thumbv6m-none-eabi",
+        machine: "microbit",
+        cpu: "cortex-m0",
+        ticks_per_instruction: 16.384,
+    },
+    Machine {
+        target: "thumbv7m-none-eabi",
+        machine: "lm3s6965evb",
+        cpu: "cortex-m3",
+        ticks_per_instruction: 12.8,
+    },
+    Machine {
+        target: "thumbv7em-none-eabihf",
+        machine: "mps2-an386",
+        cpu: "cortex-m4",
+        ticks_per_instruction: 25.6,
+    },
+    Machine {
+        target: "thumbv8m.main-none-eabihf",
+        machine: "mps2-an505",
+        cpu: "cortex-m33",
+        ticks_per_instruction: 20.48,
+    },
+];
+
+/// The emulator program for all ARM targets.
+pub const QEMU: &str = "qemu-system-arm";
+
+/// How long a firmware run may take before it is killed and reported as hung, unless
+/// `XTASK_QEMU_TIMEOUT_SECS` says otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The QEMU time-out: `XTASK_QEMU_TIMEOUT_SECS` or [`DEFAULT_TIMEOUT`].
+pub fn timeout() -> Result<Duration> {
+    match std::env::var("XTASK_QEMU_TIMEOUT_SECS") {
+        Ok(secs) => secs
+            .trim()
+            .parse()
+            .map(Duration::from_secs)
+            .with_context(|| format!("XTASK_QEMU_TIMEOUT_SECS=`{secs}` is not a whole number")),
+        Err(_) => Ok(DEFAULT_TIMEOUT),
+    }
+}
+
+impl Machine {
+    /// The machine for `target`.
+    pub fn for_target(target: &str) -> Result<&'static Machine> {
+        MACHINES
+            .iter()
+            .find(|machine| machine.target == target)
+            .with_context(|| {
+                let known: Vec<&str> = MACHINES.iter().map(|machine| machine.target).collect();
+                format!(
+                    "no QEMU machine for target `{target}`; known: {}",
+                    known.join(", ")
+                )
+            })
+    }
+
+    /// QEMU's arguments up to (and including) `-kernel`; the ELF path follows.
+    pub fn qemu_args(&self) -> Vec<&'static str> {
+        vec![
+            "-machine",
+            self.machine,
+            "-cpu",
+            self.cpu,
+            // Exact, repeatable SysTick readings: 1 instruction = 2^10 ns of guest time.
+            "-icount",
+            "shift=10",
+            "-nographic",
+            "-semihosting-config",
+            "enable=on,target=native",
+            "-kernel",
+        ]
+    }
+
+    /// The whole QEMU command line before the ELF path (the `runner` in
+    /// `firmware/.cargo/config.toml`).
+    pub fn runner_line(&self) -> String {
+        let mut line = String::from(QEMU);
+        for arg in self.qemu_args() {
+            line.push(' ');
+            line.push_str(arg);
+        }
+        line
+    }
+
+    /// Executed instructions for a SysTick tick count.
+    pub fn instructions(&self, ticks: u32) -> f64 {
+        f64::from(ticks) / self.ticks_per_instruction
+    }
+}
+
+/// What a firmware run under QEMU produced.
+pub struct QemuRun {
+    /// QEMU's exit status: the firmware's semihosting exit code; `None` if QEMU was killed.
+    pub exit_code: Option<i32>,
+    /// Whether the run hit the time-out (and QEMU was killed).
+    pub timed_out: bool,
+    /// The decoded defmt log.
+    pub lines: Vec<LogLine>,
+    /// Wall-clock time of the run.
+    pub elapsed: Duration,
+}
+
+/// Runs `elf` on `target`'s QEMU machine, printing the decoded log as it arrives (prefixed
+/// with `prefix`). QEMU is killed after `timeout`. QEMU's stderr is passed through.
+pub fn run_in_qemu(elf: &Path, target: &str, timeout: Duration, prefix: &str) -> Result<QemuRun> {
+    let machine = Machine::for_target(target)?;
+    let bytes = std::fs::read(elf).with_context(|| format!("reading {}", elf.display()))?;
+    let table = DefmtTable::from_elf(&bytes).with_context(|| format!("in {}", elf.display()))?;
+
+    let mut command = Command::new(QEMU);
+    command.args(machine.qemu_args()).arg(elf);
+    println!("$ {} {}", machine.runner_line(), elf.display());
+    let started = Instant::now();
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("could not start `{QEMU}` (run `cargo xtask qemu-setup`)"))?;
+    let mut stdout = child.stdout.take().context("QEMU stdout")?;
+
+    thread::scope(|scope| {
+        let reader = scope.spawn(|| -> Result<Vec<LogLine>> {
+            let mut stream = table.stream();
+            let mut lines = Vec::new();
+            let mut chunk = [0u8; 4096];
+            loop {
+                let n = stdout.read(&mut chunk).context("reading QEMU stdout")?;
+                if n == 0 {
+                    return Ok(lines);
+                }
+                for line in stream.feed(&chunk[..n])? {
+                    println!("{prefix}{line}");
+                    lines.push(line);
+                }
+            }
+        });
+
+        let (status, timed_out) = wait_with_timeout(&mut child, timeout)?;
+        let lines = reader.join().expect("defmt reader thread panicked")?;
+        let exit_code = status.code();
+        Ok(QemuRun {
+            exit_code,
+            timed_out,
+            lines,
+            elapsed: started.elapsed(),
+        })
+    })
+}
+
+/// Waits for `child`, killing it after `timeout`. Returns its status and whether it was killed.
+fn wait_with_timeout(
+    child: &mut std::process::Child,
+    timeout: Duration,
+) -> Result<(ExitStatus, bool)> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().context("waiting for QEMU")? {
+            return Ok((status, false));
+        }
+        if Instant::now() >= deadline {
+            child.kill().context("killing QEMU after the time-out")?;
+            let status = child.wait().context("waiting for killed QEMU")?;
+            return Ok((status, true));
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Runs `elf` and checks that QEMU exits with `expected` within the time-out.
+pub fn run_expecting(elf: &Path, target: &str, expected: i32, prefix: &str) -> Result<QemuRun> {
+    let timeout = timeout()?;
+    let run = run_in_qemu(elf, target, timeout, prefix)?;
+    if run.timed_out {
+        bail!(
+            "{} on {target} timed out after {} s (QEMU killed; firmware hung?)",
+            elf.display(),
+            timeout.as_secs()
+        );
+    }
+    match run.exit_code {
+        Some(code) if code == expected => Ok(run),
+        Some(code) => bail!(
+            "{} on {target} exited with status {code}, expected {expected} \
+             (101 = panic, 102 = HardFault, 103 = unexpected exception, 1 = check failed)",
+            elf.display()
+        ),
+        None => bail!("{} on {target}: QEMU was killed by a signal", elf.display()),
+    }
+}
+
+/// `cargo xtask qemu --target <triple> <elf>`: run one ELF, exit with the firmware's status.
+pub fn command(args: &[String]) -> Result<()> {
+    let mut target = None;
+    let mut elf = None;
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--target" => target = Some(crate::flag_value(args, &mut i)?),
+            arg if !arg.starts_with('-') && elf.is_none() => elf = Some(arg.to_owned()),
+            other => bail!(
+                "unexpected argument `{other}` (usage: cargo xtask qemu --target <triple> <elf>)"
+            ),
+        }
+        i += 1;
+    }
+    let target = target.context("`cargo xtask qemu` needs --target <triple>")?;
+    let elf = elf.context("`cargo xtask qemu` needs the path of an ELF file")?;
+    let timeout = timeout()?;
+    let run = run_in_qemu(Path::new(&elf), &target, timeout, "")?;
+    if run.timed_out {
+        bail!("timed out after {} s (QEMU killed)", timeout.as_secs());
+    }
+    match run.exit_code {
+        Some(0) => Ok(()),
+        Some(code) => std::process::exit(code),
+        None => bail!("QEMU was killed by a signal"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `runner` lines in `firmware/.cargo/config.toml` run the same QEMU command as xtask.
+    #[test]
+    fn firmware_cargo_config_runners_match_the_machine_table() {
+        let config = std::fs::read_to_string(crate::repo_path("firmware/.cargo/config.toml"))
+            .expect("read firmware/.cargo/config.toml");
+        for machine in MACHINES {
+            let section = format!("[target.{}]", machine.target);
+            let start = config
+                .find(&section)
+                .unwrap_or_else(|| panic!("no {section} in firmware/.cargo/config.toml"));
+            let runner = format!("runner = \"{}\"", machine.runner_line());
+            let next_line = config[start + section.len()..].trim_start().lines().next();
+            assert_eq!(
+                next_line,
+                Some(runner.as_str()),
+                "runner for {}",
+                machine.target
+            );
+        }
+    }
+
+    #[test]
+    fn instruction_conversion_uses_the_machine_factor() {
+        let m4 = Machine::for_target("thumbv7em-none-eabihf").unwrap();
+        assert_eq!(m4.instructions(256), 10.0);
+        assert!(Machine::for_target("x86_64-unknown-linux-gnu").is_err());
+    }
+}

@@ -1,0 +1,99 @@
+//! `cargo xtask test`: every test, as a list of named steps (append new steps here).
+
+use anyhow::Result;
+
+use crate::{cmd, firmware, qemu::MACHINES, repo_path, repo_root, steps::Step, tools};
+
+/// Targets the core crate must build for: no FPU (M0) and FPU (M4F).
+const CORE_TARGETS: &[&str] = &["thumbv6m-none-eabi", "thumbv7em-none-eabihf"];
+
+/// The steps of `cargo xtask test`, in order.
+pub fn steps() -> Vec<Step> {
+    vec![
+        Step {
+            name: "tools",
+            about: "rustup targets and QEMU installed",
+            run: tools::ensure_firmware_tools,
+        },
+        Step {
+            name: "fmt",
+            about: "cargo fmt --check (host workspace and firmware)",
+            run: fmt,
+        },
+        Step {
+            name: "clippy",
+            about: "cargo clippy -D warnings (host workspace and firmware)",
+            run: clippy,
+        },
+        Step {
+            name: "test",
+            about: "cargo test --workspace",
+            run: cargo_test,
+        },
+        Step {
+            name: "core-targets",
+            about: "core (tinyrnn) builds for Cortex-M0 and Cortex-M4F",
+            run: core_targets,
+        },
+        Step {
+            name: "firmware",
+            about: "firmware self-tests under QEMU on every ARM target",
+            run: firmware_self_tests,
+        },
+    ]
+}
+
+fn fmt() -> Result<()> {
+    cmd::run(cmd::cargo(repo_root(), &["fmt", "--all", "--check"]))?;
+    // Not `--all`: in the firmware workspace that would also reach the path dependency `core`
+    // and, through it, the host workspace.
+    cmd::run(cmd::cargo(&repo_path("firmware"), &["fmt", "--check"]))
+}
+
+fn clippy() -> Result<()> {
+    cmd::run(cmd::cargo(
+        repo_root(),
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    ))?;
+    cmd::run(cmd::cargo(
+        &repo_path("firmware"),
+        &[
+            "clippy",
+            "--release",
+            "--all-targets",
+            "--target",
+            firmware::CLIPPY_TARGET,
+            "--",
+            "-D",
+            "warnings",
+        ],
+    ))
+}
+
+fn cargo_test() -> Result<()> {
+    cmd::run(cmd::cargo(repo_root(), &["test", "--workspace"]))
+}
+
+fn core_targets() -> Result<()> {
+    for target in CORE_TARGETS {
+        cmd::run(cmd::cargo(
+            repo_root(),
+            &["build", "-p", "tinyrnn", "--release", "--target", target],
+        ))?;
+    }
+    Ok(())
+}
+
+fn firmware_self_tests() -> Result<()> {
+    for machine in MACHINES {
+        firmware::build_and_run(machine.target, firmware::SELF_TESTS)?;
+    }
+    Ok(())
+}
