@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use tinyrnn::{F32Fast, F32};
+use tinyrnn::{F32Fast, F32, Q15, W8A16};
 
 use crate::dataset::Series;
 use crate::model_file::{FloatModel, Nonlinearity};
@@ -16,6 +16,10 @@ pub enum AnyModel {
     F32(RuntimeModel<F32>),
     /// `f32`, fast activations.
     F32Fast(RuntimeModel<F32Fast>),
+    /// 16-bit fixed point.
+    Q15(RuntimeModel<Q15>),
+    /// 8-bit weights, 16-bit activations.
+    W8a16(RuntimeModel<W8A16>),
 }
 
 /// Calls `$body` with `$m` bound to the inner runtime model, whatever its numeric type.
@@ -25,6 +29,8 @@ macro_rules! with_model {
         match $any {
             $crate::any_model::AnyModel::F32($m) => $body,
             $crate::any_model::AnyModel::F32Fast($m) => $body,
+            $crate::any_model::AnyModel::Q15($m) => $body,
+            $crate::any_model::AnyModel::W8a16($m) => $body,
         }
     };
 }
@@ -32,10 +38,19 @@ macro_rules! with_model {
 impl AnyModel {
     /// Loads a model file; `fast` selects the fast activations for `f32` models.
     pub fn load(path: &Path, nonlinearity: Option<Nonlinearity>, fast: bool) -> Result<AnyModel> {
-        let float = FloatModel::load(path, nonlinearity)?;
+        let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read file", path.display()))?;
+        let quantized = crate::quantize::file::is_quantized(&bytes).with_context(|| path.display().to_string())?;
+        if quantized {
+            let q = crate::quantize::QuantModel::from_bytes(&bytes).with_context(|| path.display().to_string())?;
+            return Ok(match q.to_runtime().with_context(|| path.display().to_string())? {
+                crate::quantize::QuantRuntime::Q15(m) => AnyModel::Q15(m),
+                crate::quantize::QuantRuntime::W8a16(m) => AnyModel::W8a16(m),
+            });
+        }
+        let float = FloatModel::from_bytes(&bytes, nonlinearity).with_context(|| path.display().to_string())?;
         let ctx = || path.display().to_string();
         Ok(if fast {
-            AnyModel::F32Fast(RuntimeModel::from_float_with(&float).with_context(ctx)?)
+            AnyModel::F32Fast(RuntimeModel::from_float_with(&float, |_| ()).with_context(ctx)?)
         } else {
             AnyModel::F32(RuntimeModel::from_float(&float).with_context(ctx)?)
         })

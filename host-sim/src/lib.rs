@@ -6,5 +6,6 @@ pub mod any_model;
 pub mod cmd;
 pub mod dataset;
 pub mod model_file;
+pub mod quantize;
 pub mod runtime_model;
 pub mod train;

@@ -15,12 +15,15 @@ struct Cli {
 enum Command {
     /// Run a model over a CSV sequence, one output row per timestep.
     Run(cmd::run::Args),
+    /// Calibrate an f32 model on data and write a q15 or w8a16 model.
+    Quantize(cmd::quantize::Args),
 }
 
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(a) => cmd::run::main(a),
+        Command::Quantize(a) => cmd::quantize::main(a),
     };
     if let Err(e) = result {
         // One line, the whole context chain, no backtrace.

@@ -181,6 +181,32 @@ impl FloatModel {
         }
     }
 
+    /// The same function with the input normalisation folded into layer 0
+    /// (`W (x - m) / s + b = (W / s) x + (b - W m / s)`), so the model takes raw inputs.
+    pub fn fold_normalization(&self) -> FloatModel {
+        let mut out = self.clone();
+        let Some(norm) = out.meta.normalization.take() else { return out };
+        let Some(layer) = out.layers.first_mut() else { return out };
+        let (rows, cols) = (self.kind.gates() * layer.hidden_size, layer.input_size);
+        let mut shift = vec![0f32; rows];
+        for r in 0..rows {
+            for c in 0..cols {
+                let w = &mut layer.w_ih[r * cols + c];
+                *w /= norm.std[c];
+                shift[r] += *w * norm.mean[c];
+            }
+        }
+        // The shift belongs to the input-side bias (for a GRU's n gate it must not be scaled by r).
+        let b_ih = layer.b_ih.get_or_insert_with(|| vec![0.0; rows]);
+        for (b, s) in b_ih.iter_mut().zip(&shift) {
+            *b -= s;
+        }
+        if layer.b_hh.is_none() {
+            layer.b_hh = Some(vec![0.0; rows]);
+        }
+        out
+    }
+
     /// Loads a model file; `nonlinearity` overrides the RNN nonlinearity from metadata.
     pub fn load(path: &Path, nonlinearity: Option<Nonlinearity>) -> Result<FloatModel> {
         let bytes =

@@ -214,26 +214,21 @@ pub fn folded_biases(
 impl RuntimeModel<F32> {
     /// Builds the `f32` runtime model from a PyTorch-layout model.
     pub fn from_float(model: &FloatModel) -> Result<Self> {
-        Self::from_float_with(model)
+        Self::from_float_with(model, |_| ())
     }
 }
 
-impl<A: tinyrnn::activation::float::FloatActivation>
-    RuntimeModel<tinyrnn::numeric::float::Float<A>>
-{
-    /// Builds an `f32` runtime model (accurate or fast activations) from a PyTorch-layout model.
-    pub fn from_float_with(model: &FloatModel) -> Result<Self> {
+impl<N: HostNumeric<Weight = f32, Bias = f32, RowScale = ()>> RuntimeModel<N> {
+    /// Builds a float-weighted runtime model (any `f32`-like numeric type) from a PyTorch-layout
+    /// model; `format(k)` gives layer `k`'s format (`k == layers` for the head).
+    pub fn from_float_with(model: &FloatModel, format: impl Fn(usize) -> N::Format) -> Result<Self> {
         let gates = model.kind.gates();
         let layers = model
             .layers
             .iter()
-            .map(|l| {
-                let (bias, bias_hn) = folded_biases(
-                    model.kind,
-                    l.hidden_size,
-                    l.b_ih.as_deref(),
-                    l.b_hh.as_deref(),
-                );
+            .enumerate()
+            .map(|(k, l)| {
+                let (bias, bias_hn) = folded_biases(model.kind, l.hidden_size, l.b_ih.as_deref(), l.b_hh.as_deref());
                 let rows = gates * l.hidden_size;
                 LayerStore {
                     kind: model.kind,
@@ -245,7 +240,7 @@ impl<A: tinyrnn::activation::float::FloatActivation>
                     bias_hn,
                     scale_ih: vec![(); rows],
                     scale_hh: vec![(); rows],
-                    format: (),
+                    format: format(k),
                 }
             })
             .collect();
@@ -255,20 +250,10 @@ impl<A: tinyrnn::activation::float::FloatActivation>
             weight: h.weight.clone(),
             bias: h.bias.clone().unwrap_or_else(|| vec![0.0; h.output_size]),
             scale: vec![(); h.output_size],
-            format: (),
+            format: format(model.layers.len()),
         });
-        let normalization = model
-            .meta
-            .normalization
-            .as_ref()
-            .map(|n| (n.mean.clone(), n.std.clone()));
-        let m = RuntimeModel {
-            layers,
-            head,
-            input_frac: 0,
-            output_frac: 0,
-            normalization,
-        };
+        let normalization = model.meta.normalization.as_ref().map(|n| (n.mean.clone(), n.std.clone()));
+        let m = RuntimeModel { layers, head, input_frac: 0, output_frac: 0, normalization };
         m.validate()?;
         Ok(m)
     }

@@ -1,3 +1,4 @@
 //! One module per `tinyrnn` subcommand: its `clap` arguments and its entry point.
 
+pub mod quantize;
 pub mod run;

@@ -1,0 +1,447 @@
+//! `tinyrnn train`: train an RNN/LSTM/GRU classifier on a labelled dataset.
+//!
+//! Reads a `.ts`/`.csv` dataset (see [`crate::dataset`]), normalises every channel with the mean
+//! and standard deviation of the training split, trains with BPTT + Adam ([`crate::train`]) and
+//! writes the best weights as a safetensors model file (`rnn.*`, `head.*` keys; class names,
+//! normalisation and cell kind in the metadata) that `tinyrnn run` and PyTorch both load.
+//!
+//! Defaults (GRU, 32 hidden units, 1 layer, batch 8, Adam lr 5e-3, clip 1.0, 20 % stratified
+//! validation split, early stopping after 40 epochs without a better validation loss, at most
+//! 200 epochs, seed 0) reach ≥ 95 % test accuracy on BasicMotions with a GRU or an LSTM.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::dataset::{self, Dataset, Labels};
+use crate::model_file::{meta_keys, CellKind, ModelMeta, Nonlinearity, Normalization};
+use crate::train::{self, EpochRecord, Sample, Target, TrainConfig};
+
+/// Recurrent cell for `--cell`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CellArg {
+    /// Gated recurrent unit (PyTorch `nn.GRU`).
+    Gru,
+    /// Long short-term memory (PyTorch `nn.LSTM`).
+    Lstm,
+    /// Elman RNN (PyTorch `nn.RNN`), see `--nonlinearity`.
+    Rnn,
+}
+
+/// Nonlinearity for `--nonlinearity`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum NonlinearityArg {
+    /// `tanh`.
+    Tanh,
+    /// `relu`.
+    Relu,
+}
+
+/// Arguments of `tinyrnn train`.
+#[derive(Parser, Debug, Clone)]
+#[command(about = "Train an RNN/LSTM/GRU classifier (BPTT + Adam) and save it as safetensors")]
+pub struct Args {
+    /// Training data: a UEA/UCR `.ts` file, a `.csv` dataset or a directory of CSV sequences.
+    #[arg(long, value_name = "PATH")]
+    pub train: PathBuf,
+    /// Test data (same format and channels), evaluated once with the final model.
+    #[arg(long, value_name = "PATH")]
+    pub test: Option<PathBuf>,
+    /// Recurrent cell.
+    #[arg(long, value_enum, default_value_t = CellArg::Gru)]
+    pub cell: CellArg,
+    /// Nonlinearity of `--cell rnn`.
+    #[arg(long, value_enum, default_value_t = NonlinearityArg::Tanh)]
+    pub nonlinearity: NonlinearityArg,
+    /// Hidden units per layer.
+    #[arg(long, default_value_t = 32)]
+    pub hidden: usize,
+    /// Stacked recurrent layers.
+    #[arg(long, default_value_t = 1)]
+    pub layers: usize,
+    /// Maximum number of epochs.
+    #[arg(long, default_value_t = 200)]
+    pub epochs: usize,
+    /// Sequences per mini-batch.
+    #[arg(long, default_value_t = 8)]
+    pub batch: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 5e-3)]
+    pub lr: f32,
+    /// Seed for the initial weights, the validation split and the shuffles.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Many-to-many: a loss at every step (per-step labels; a per-series label is used at
+    /// every step of its series). Default: many-to-one, label read at the last step.
+    #[arg(long)]
+    pub per_step: bool,
+    /// Truncated BPTT: gradients flow back at most K steps (windows aligned to the end of each
+    /// sequence). Default: full BPTT.
+    #[arg(long, value_name = "K")]
+    pub bptt_window: Option<usize>,
+    /// Fraction of each class held out for validation and early stopping (0 disables both).
+    #[arg(long, default_value_t = 0.2)]
+    pub val_split: f64,
+    /// Stop after this many epochs without a lower validation loss; the best epoch is kept.
+    #[arg(long, default_value_t = 40)]
+    pub patience: usize,
+    /// Clip the global gradient norm to this value (0 disables clipping).
+    #[arg(long, default_value_t = 1.0)]
+    pub clip: f32,
+    /// Output model file (safetensors).
+    #[arg(long, value_name = "PATH")]
+    pub out: PathBuf,
+    /// Write training curves (loss and accuracy per epoch) as SVG.
+    #[arg(long, value_name = "PATH")]
+    pub curves: Option<PathBuf>,
+    /// Print a JSON summary on stdout (progress stays on stderr).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The `--json` summary. Accuracies are fractions in [0, 1]; `null` when there is no such data.
+#[derive(serde::Serialize, Debug)]
+pub struct Summary {
+    /// Accuracy of the saved model on the training split.
+    pub train_accuracy: f64,
+    /// Accuracy of the saved model on the validation split.
+    pub val_accuracy: Option<f64>,
+    /// Accuracy of the saved model on `--test`.
+    pub test_accuracy: Option<f64>,
+    /// Epochs run.
+    pub epochs: usize,
+    /// Epoch whose weights were saved (1-based).
+    pub best_epoch: usize,
+    /// Wall time of the whole command, seconds.
+    pub seconds: f64,
+    /// Training throughput: sequence-steps through forward + backward + Adam per second of
+    /// training time (validation and loading excluded).
+    pub steps_per_second: f64,
+}
+
+/// Labels of a dataset in training form.
+enum Targets {
+    Last(Vec<usize>),
+    PerStep(Vec<Vec<usize>>),
+}
+
+impl Targets {
+    fn target(&self, i: usize) -> Target<'_> {
+        match self {
+            Targets::Last(y) => Target::Last(y[i]),
+            Targets::PerStep(y) => Target::PerStep(&y[i]),
+        }
+    }
+}
+
+fn load(path: &Path, what: &str) -> Result<Dataset> {
+    let ds = dataset::load(path).with_context(|| format!("loading {what} data"))?;
+    if ds.is_empty() {
+        bail!("{}: the {what} data has no series", path.display());
+    }
+    if let Some(i) = ds.series.iter().position(|s| s.steps == 0) {
+        bail!("{}: series {} has no steps", path.display(), i + 1);
+    }
+    Ok(ds)
+}
+
+/// Labels in training form, with class indices mapped into `classes` by name.
+fn targets(ds: &Dataset, path: &Path, classes: &[String], per_step: bool) -> Result<Targets> {
+    let map = |k: usize| -> Result<usize> {
+        let name = ds.class_names.get(k).map(String::as_str).unwrap_or("?");
+        classes
+            .iter()
+            .position(|c| c == name)
+            .with_context(|| format!("{}: class `{name}` does not occur in the training data", path.display()))
+    };
+    match (&ds.labels, per_step) {
+        (None, _) => bail!("{}: the data has no labels; training needs class labels", path.display()),
+        (Some(Labels::PerSeries(y)), false) => Ok(Targets::Last(y.iter().map(|&k| map(k)).collect::<Result<_>>()?)),
+        (Some(Labels::PerSeries(y)), true) => Ok(Targets::PerStep(
+            y.iter()
+                .zip(&ds.series)
+                .map(|(&k, s)| map(k).map(|c| vec![c; s.steps]))
+                .collect::<Result<_>>()?,
+        )),
+        (Some(Labels::PerStep(_)), false) => bail!(
+            "{}: the data has a label per step; pass --per-step to train many-to-many",
+            path.display()
+        ),
+        (Some(Labels::PerStep(y)), true) => Ok(Targets::PerStep(
+            y.iter().map(|v| v.iter().map(|&k| map(k)).collect::<Result<Vec<_>>>()).collect::<Result<_>>()?,
+        )),
+    }
+}
+
+fn samples<'a>(ds: &'a Dataset, t: &'a Targets, idx: &[usize]) -> Vec<Sample<'a>> {
+    idx.iter()
+        .map(|&i| Sample { xs: &ds.series[i].values, steps: ds.series[i].steps, target: t.target(i) })
+        .collect()
+}
+
+fn check_args(a: &Args) -> Result<()> {
+    if a.hidden == 0 {
+        bail!("--hidden must be at least 1");
+    }
+    if a.layers == 0 {
+        bail!("--layers must be at least 1");
+    }
+    if a.epochs == 0 {
+        bail!("--epochs must be at least 1");
+    }
+    if a.batch == 0 {
+        bail!("--batch must be at least 1");
+    }
+    if !(a.lr.is_finite() && a.lr > 0.0) {
+        bail!("--lr must be a positive number, got {}", a.lr);
+    }
+    if !(0.0..1.0).contains(&a.val_split) {
+        bail!("--val-split must be in [0, 1), got {}", a.val_split);
+    }
+    if a.bptt_window == Some(0) {
+        bail!("--bptt-window must be at least 1");
+    }
+    if !(a.clip.is_finite() && a.clip >= 0.0) {
+        bail!("--clip must be 0 (off) or a positive number, got {}", a.clip);
+    }
+    if a.cell != CellArg::Rnn && a.nonlinearity == NonlinearityArg::Relu {
+        bail!("--nonlinearity applies to --cell rnn only");
+    }
+    Ok(())
+}
+
+/// Runs `tinyrnn train`.
+pub fn main(args: Args) -> Result<()> {
+    let started = Instant::now();
+    check_args(&args)?;
+    let nonlinearity = match args.nonlinearity {
+        NonlinearityArg::Tanh => Nonlinearity::Tanh,
+        NonlinearityArg::Relu => Nonlinearity::Relu,
+    };
+    let kind = match args.cell {
+        CellArg::Gru => CellKind::Gru,
+        CellArg::Lstm => CellKind::Lstm,
+        CellArg::Rnn => CellKind::Rnn(nonlinearity),
+    };
+
+    let mut train_ds = load(&args.train, "training")?;
+    let classes = train_ds.class_names.clone();
+    let train_t = targets(&train_ds, &args.train, &classes, args.per_step)?;
+    if classes.is_empty() {
+        bail!("{}: the data declares no classes", args.train.display());
+    }
+    let mut test_ds = match &args.test {
+        Some(p) => {
+            let d = load(p, "test")?;
+            if d.channels != train_ds.channels {
+                bail!(
+                    "{}: {} channels per step, but the training data has {}",
+                    p.display(),
+                    d.channels,
+                    train_ds.channels
+                );
+            }
+            Some(d)
+        }
+        None => None,
+    };
+    let test_t = match (&test_ds, &args.test) {
+        (Some(d), Some(p)) => Some(targets(d, p, &classes, args.per_step)?),
+        _ => None,
+    };
+
+    // Validation split: stratified by class for per-series labels, plain random otherwise.
+    let strata: Vec<usize> = match &train_ds.labels {
+        Some(Labels::PerSeries(y)) => y.clone(),
+        _ => vec![0; train_ds.len()],
+    };
+    let (tr_idx, va_idx) = train::split_validation(&strata, args.val_split, args.seed);
+    if tr_idx.is_empty() {
+        bail!("no training series left after the validation split");
+    }
+
+    // Normalisation statistics from the training split only.
+    let stats_ds = Dataset {
+        series: tr_idx.iter().map(|&i| train_ds.series[i].clone()).collect(),
+        labels: None,
+        class_names: vec![],
+        channels: train_ds.channels,
+        name: String::new(),
+    };
+    let (mean, std) = dataset::channel_stats(&stats_ds);
+    drop(stats_ds);
+    train_ds.try_normalize(&mean, &std).context("normalising the training data")?;
+    if let Some(d) = &mut test_ds {
+        d.try_normalize(&mean, &std).context("normalising the test data")?;
+    }
+
+    let train_set = samples(&train_ds, &train_t, &tr_idx);
+    let val_set = samples(&train_ds, &train_t, &va_idx);
+    let cfg = TrainConfig {
+        kind,
+        hidden: args.hidden,
+        layers: args.layers,
+        epochs: args.epochs,
+        batch: args.batch,
+        lr: args.lr,
+        seed: args.seed,
+        bptt_window: args.bptt_window,
+        clip: (args.clip > 0.0).then_some(args.clip),
+        patience: (!val_set.is_empty()).then_some(args.patience.max(1)),
+    };
+
+    let tty = std::io::stderr().is_terminal();
+    let bar = tty.then(|| {
+        let pb = ProgressBar::new(args.epochs as u64);
+        pb.set_style(
+            ProgressStyle::with_template("{spinner} epoch {pos}/{len} [{bar:30}] {msg} ({elapsed})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        pb
+    });
+    let every = if args.epochs <= 50 { 1 } else { 10 };
+    let mut on_epoch = |r: &EpochRecord| {
+        let val = match (r.val_loss, r.val_accuracy) {
+            (Some(l), Some(a)) => format!(", val loss {l:.4} acc {:.1}%", 100.0 * a),
+            _ => String::new(),
+        };
+        let line = format!("loss {:.4} acc {:.1}%{val}", r.train_loss, 100.0 * r.train_accuracy);
+        match &bar {
+            Some(pb) => {
+                pb.set_position(r.epoch as u64);
+                pb.set_message(line);
+            }
+            None => {
+                if r.epoch % every == 0 || r.epoch == 1 {
+                    eprintln!("epoch {:>4}/{}: {line}", r.epoch, args.epochs);
+                }
+            }
+        }
+    };
+    let outcome = train::train(&cfg, train_ds.channels, classes.len(), &train_set, &val_set, &mut on_epoch)?;
+    if let Some(pb) = &bar {
+        pb.finish_and_clear();
+    }
+
+    // Save the best weights with everything needed to use them.
+    let mut extra = std::collections::BTreeMap::new();
+    extra.insert(
+        "tinyrnn.training".to_string(),
+        serde_json::json!({
+            "epochs": outcome.history.len(),
+            "best_epoch": outcome.best_epoch,
+            "per_step": args.per_step,
+            "seed": args.seed,
+        })
+        .to_string(),
+    );
+    let meta = ModelMeta {
+        class_names: classes.clone(),
+        normalization: Some(Normalization { mean, std }),
+        extra,
+    };
+    debug_assert!(!meta.extra.contains_key(meta_keys::CELL));
+    outcome.net.to_float_model(meta).save(&args.out)?;
+
+    let net = &outcome.net;
+    let train_acc = train::evaluate(net, &train_set).accuracy();
+    let val_acc = (!val_set.is_empty()).then(|| train::evaluate(net, &val_set).accuracy());
+    let test_acc = match (&test_ds, &test_t) {
+        (Some(d), Some(t)) => {
+            let all: Vec<usize> = (0..d.len()).collect();
+            Some(train::evaluate(net, &samples(d, t, &all)).accuracy())
+        }
+        _ => None,
+    };
+    if let Some(p) = &args.curves {
+        write_curves(p, &outcome.history, outcome.best_epoch).with_context(|| format!("{}: writing curves", p.display()))?;
+    }
+    let summary = Summary {
+        train_accuracy: train_acc,
+        val_accuracy: val_acc,
+        test_accuracy: test_acc,
+        epochs: outcome.history.len(),
+        best_epoch: outcome.best_epoch,
+        seconds: started.elapsed().as_secs_f64(),
+        steps_per_second: outcome.trained_steps as f64 / outcome.train_seconds.max(1e-9),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        let pct = |a: Option<f64>| a.map_or("-".to_string(), |a| format!("{:.1}%", 100.0 * a));
+        println!(
+            "{} {}x{}: train {}, val {}, test {} (best epoch {} of {}), {:.1} s, {:.0} steps/s -> {}",
+            kind.name(),
+            args.layers,
+            args.hidden,
+            pct(Some(train_acc)),
+            pct(val_acc),
+            pct(test_acc),
+            summary.best_epoch,
+            summary.epochs,
+            summary.seconds,
+            summary.steps_per_second,
+            args.out.display()
+        );
+    }
+    Ok(())
+}
+
+/// Two stacked charts: loss (train, validation) and accuracy (train, validation) per epoch, with
+/// the saved epoch marked.
+fn write_curves(path: &Path, history: &[EpochRecord], best_epoch: usize) -> Result<()> {
+    use plotters::prelude::*;
+    let root = SVGBackend::new(path, (800, 600)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (top, bottom) = root.split_vertically(300);
+    let n = history.len().max(2) as f64;
+    let series = |f: &dyn Fn(&EpochRecord) -> Option<f64>| -> Vec<(f64, f64)> {
+        history.iter().filter_map(|r| f(r).map(|v| (r.epoch as f64, v))).collect()
+    };
+    let train_loss = series(&|r| Some(r.train_loss));
+    let val_loss = series(&|r| r.val_loss);
+    let train_acc = series(&|r| Some(r.train_accuracy));
+    let val_acc = series(&|r| r.val_accuracy);
+    let max_loss = train_loss.iter().chain(&val_loss).map(|p| p.1).filter(|v| v.is_finite()).fold(0.1, f64::max);
+
+    let charts: [(&DrawingArea<SVGBackend<'_>, _>, &str, f64, [(&str, &Vec<(f64, f64)>, RGBColor); 2]); 2] = [
+        (&top, "loss", max_loss * 1.05, [("train", &train_loss, BLUE), ("validation", &val_loss, RED)]),
+        (&bottom, "accuracy", 1.0, [("train", &train_acc, BLUE), ("validation", &val_acc, RED)]),
+    ];
+    for (area, name, ymax, lines) in charts {
+        let mut chart = ChartBuilder::on(area)
+            .caption(format!("{name} (saved epoch {best_epoch})"), ("sans-serif", 18))
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(50)
+            .build_cartesian_2d(1f64..n, 0f64..ymax)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        chart.configure_mesh().x_desc("epoch").y_desc(name).draw().map_err(|e| anyhow::anyhow!("{e}"))?;
+        for (label, data, color) in lines {
+            if data.is_empty() {
+                continue;
+            }
+            chart
+                .draw_series(LineSeries::new(data.iter().copied(), color))
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .label(label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+        }
+        chart
+            .draw_series(LineSeries::new([(best_epoch as f64, 0.0), (best_epoch as f64, ymax)], BLACK.mix(0.3)))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(())
+}
