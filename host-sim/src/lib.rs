@@ -5,6 +5,7 @@
 pub mod any_model;
 pub mod cmd;
 pub mod dataset;
+pub mod export;
 pub mod model_file;
 pub mod quantize;
 pub mod runtime_model;

@@ -17,6 +17,8 @@ enum Command {
     Run(cmd::run::Args),
     /// Calibrate an f32 model on data and write a q15 or w8a16 model.
     Quantize(cmd::quantize::Args),
+    /// Write a model (and golden data) as Rust source for the firmware.
+    Export(cmd::export::Args),
 }
 
 fn main() {
@@ -24,6 +26,7 @@ fn main() {
     let result = match cli.command {
         Command::Run(a) => cmd::run::main(a),
         Command::Quantize(a) => cmd::quantize::main(a),
+        Command::Export(a) => cmd::export::main(a),
     };
     if let Err(e) = result {
         // One line, the whole context chain, no backtrace.

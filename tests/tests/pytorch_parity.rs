@@ -5,9 +5,13 @@
 //! Tolerances, relative to `max(1, |expected|)`:
 //!
 //! * accurate activations ([`tinyrnn::F32`]): [`ACCURATE_TOL`] = 1e-5 (the bound);
-//! * fast activations ([`tinyrnn::F32Fast`], `micromath`): [`FAST_TOL`] = 1e-2. The measured
-//!   worst case over all fixtures is about 4.9e-3 (`lstm_1l_head`), so the bound has ~2x
-//!   headroom. The test prints the measured error of every case (`cargo test -- --nocapture`).
+//! * fast activations ([`tinyrnn::F32Fast`], `micromath`): [`FAST_TOL`] = 2.5e-3. Measured worst
+//!   cases: rnn_tanh_1l 1.16e-3, lstm_2l_nobias 1.06e-3, lstm_saturating 6.1e-4, lstm_bare
+//!   5.1e-4, gru_bare 5.0e-4, gru_2l_head 5.0e-4, lstm_1l_head 4.7e-4, rnn_tanh_nobias_head
+//!   3.3e-4, gru_1l_nobias_head 2.8e-4, gru_saturating 2.7e-4, and ≤ 2.2e-7 for the ReLU RNNs
+//!   (no sigmoid/tanh). The bound has ~2x headroom over the worst (1.16e-3); it is of the order
+//!   of the fast activations' own error (sigmoid ≤ 1e-3, tanh ≤ 2e-3 absolute). The test prints
+//!   the measured error of every case (`cargo test -- --nocapture`).
 
 use std::collections::BTreeSet;
 
@@ -17,7 +21,7 @@ use tinyrnn_tests::{cases, max_scaled_error, mismatches, pytorch_dir, Case};
 /// Accurate path: per-value error bound relative to `max(1, |expected|)`.
 const ACCURATE_TOL: f64 = 1e-5;
 /// Fast (`micromath`) path: per-value error bound relative to `max(1, |expected|)`.
-const FAST_TOL: f64 = 1e-2;
+const FAST_TOL: f64 = 2.5e-3;
 
 fn run(case: &Case, fast: bool) -> Vec<Vec<f64>> {
     let model = AnyModel::load(&case.model_path(), case.nonlinearity(), fast)

@@ -8,6 +8,8 @@ use crate::{cmd, repo_path, repo_root, steps::Step};
 
 /// The demo model: a GRU classifier trained on UEA BasicMotions.
 const MODEL: &str = "data/demo/basicmotions_gru.safetensors";
+/// PyTorch's logits for the demo recordings.
+const EXPECTED_LOGITS: &str = "data/demo/expected_logits.json";
 /// Output classes of the demo model, in logit order.
 const CLASS_NAMES: &[&str] = &["Standing", "Running", "Walking", "Badminton"];
 
@@ -60,10 +62,53 @@ fn classify(name: &str) -> Result<()> {
         ],
     ))?;
     let (class, logits) = last_step_argmax(&repo_path(&output))?;
+    let class_name = CLASS_NAMES.get(class).copied().unwrap_or("?");
     println!(
-        "{input}: class {class} ({}) has the largest logit at the last step; logits {logits:?}",
-        CLASS_NAMES.get(class).copied().unwrap_or("?")
+        "{input}: class {class} ({class_name}) has the largest logit at the last step; logits {logits:?}"
     );
+    compare_with_pytorch(&format!("{name}.csv"), class_name, &logits)
+}
+
+/// Compares with the PyTorch logits in `data/demo/expected_logits.json` (when present): prints
+/// the largest difference and fails if PyTorch predicted another class.
+fn compare_with_pytorch(recording: &str, class_name: &str, logits: &[f64]) -> Result<()> {
+    let path = repo_path(EXPECTED_LOGITS);
+    if !path.is_file() {
+        println!("({EXPECTED_LOGITS} not found: no comparison with PyTorch)");
+        return Ok(());
+    }
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {EXPECTED_LOGITS}"))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {EXPECTED_LOGITS}"))?;
+    let expected = &json["recordings"][recording];
+    let predicted = expected["predicted"]
+        .as_str()
+        .with_context(|| format!("{EXPECTED_LOGITS}: no recordings.{recording}.predicted"))?;
+    let reference: Vec<f64> = expected["logits"]
+        .as_array()
+        .with_context(|| format!("{EXPECTED_LOGITS}: no recordings.{recording}.logits"))?
+        .iter()
+        .filter_map(serde_json::Value::as_f64)
+        .collect();
+    if reference.len() != logits.len() {
+        bail!(
+            "{EXPECTED_LOGITS} has {} logits for {recording}, we have {}",
+            reference.len(),
+            logits.len()
+        );
+    }
+    let max_diff = reference
+        .iter()
+        .zip(logits)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    println!(
+        "PyTorch predicts {predicted}; largest |logit difference| vs PyTorch = {max_diff:.2e}"
+    );
+    if predicted != class_name {
+        bail!("{recording}: we predict {class_name}, PyTorch predicts {predicted}");
+    }
     Ok(())
 }
 

@@ -1,4 +1,5 @@
 //! One module per `tinyrnn` subcommand: its `clap` arguments and its entry point.
 
+pub mod export;
 pub mod quantize;
 pub mod run;

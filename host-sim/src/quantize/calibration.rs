@@ -64,7 +64,7 @@ pub struct LayerStats {
     pub pre: TensorStats,
     /// LSTM cell state.
     pub cell: TensorStats,
-    /// `relu` RNN hidden state.
+    /// Hidden state.
     pub hidden: TensorStats,
 }
 
@@ -99,46 +99,55 @@ impl Numeric for Recording {
     type Pre = f32;
     type Cell = f32;
     type RowScale = ();
-    type Format = u16;
+    /// (layer index, `tanh` produces the hidden state: a tanh RNN).
+    type Format = (u16, bool);
 
-    fn preact(bias: f32, w_x: &[f32], _: (), x: &[f32], w_h: &[f32], _: (), h: &[f32], layer: &u16) -> f32 {
+    fn preact(bias: f32, w_x: &[f32], _: (), x: &[f32], w_h: &[f32], _: (), h: &[f32], &(layer, _): &(u16, bool)) -> f32 {
         let p = bias + dot_f32(w_x, x) + dot_f32(w_h, h);
-        with_layer(*layer, |s| s.pre.record(p as f64));
+        with_layer(layer, |s| s.pre.record(p as f64));
         p
     }
 
-    fn sigmoid(pre: f32, _: &u16) -> f32 {
+    fn sigmoid(pre: f32, _: &(u16, bool)) -> f32 {
         Accurate::sigmoid(pre)
     }
 
-    fn tanh(pre: f32, _: &u16) -> f32 {
-        Accurate::tanh(pre)
+    fn tanh(pre: f32, &(layer, is_hidden): &(u16, bool)) -> f32 {
+        let t = Accurate::tanh(pre);
+        if is_hidden {
+            with_layer(layer, |s| s.hidden.record(t as f64));
+        }
+        t
     }
 
-    fn relu(pre: f32, layer: &u16) -> f32 {
+    fn relu(pre: f32, &(layer, _): &(u16, bool)) -> f32 {
         let h = pre.max(0.0);
-        with_layer(*layer, |s| s.hidden.record(h as f64));
+        with_layer(layer, |s| s.hidden.record(h as f64));
         h
     }
 
-    fn gru_candidate(x_part: f32, reset: f32, h_part: f32, layer: &u16) -> f32 {
+    fn gru_candidate(x_part: f32, reset: f32, h_part: f32, &(layer, _): &(u16, bool)) -> f32 {
         let p = x_part + reset * h_part;
-        with_layer(*layer, |s| s.pre.record(p as f64));
+        with_layer(layer, |s| s.pre.record(p as f64));
         p
     }
 
-    fn gru_hidden(update: f32, candidate: f32, h_prev: f32, _: &u16) -> f32 {
-        (1.0 - update) * candidate + update * h_prev
+    fn gru_hidden(update: f32, candidate: f32, h_prev: f32, &(layer, _): &(u16, bool)) -> f32 {
+        let h = (1.0 - update) * candidate + update * h_prev;
+        with_layer(layer, |s| s.hidden.record(h as f64));
+        h
     }
 
-    fn lstm_cell(forget: f32, c: f32, input: f32, candidate: f32, layer: &u16) -> f32 {
+    fn lstm_cell(forget: f32, c: f32, input: f32, candidate: f32, &(layer, _): &(u16, bool)) -> f32 {
         let c = forget * c + input * candidate;
-        with_layer(*layer, |s| s.cell.record(c as f64));
+        with_layer(layer, |s| s.cell.record(c as f64));
         c
     }
 
-    fn lstm_hidden(output: f32, c: f32, _: &u16) -> f32 {
-        output * Accurate::tanh(c)
+    fn lstm_hidden(output: f32, c: f32, &(layer, _): &(u16, bool)) -> f32 {
+        let h = output * Accurate::tanh(c);
+        with_layer(layer, |s| s.hidden.record(h as f64));
+        h
     }
 }
 

@@ -153,7 +153,7 @@ pub fn calibrate(model: &FloatModel, data: &Dataset) -> Result<Calibration> {
     if data.channels != model.input_size() {
         bail!("the calibration data has {} channels but the model expects {} inputs", data.channels, model.input_size());
     }
-    let recording = RuntimeModel::<Recording>::from_float_with(model, |k| k as u16)?;
+    let recording = RuntimeModel::<Recording>::from_float_with(model, |k| (k as u16, model.kind == CellKind::Rnn(Nonlinearity::Tanh)))?;
     let mut input = TensorStats::default();
     let mut steps = 0;
     calibration::take_stats();

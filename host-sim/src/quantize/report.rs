@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::calibration::TensorStats;
 use super::{Calibration, QuantModel, QuantRuntime};
 use crate::dataset::Dataset;
-use crate::model_file::{CellKind, FloatModel, Nonlinearity};
+use crate::model_file::{CellKind, FloatModel};
 use crate::runtime_model::{HostNumeric, RuntimeModel};
 
 /// One tensor's line in the report.
@@ -84,11 +84,7 @@ pub fn build(float: &FloatModel, q: &QuantModel, cal: &Calibration, data: &Datas
         if q.cell == CellKind::Lstm {
             tensors.push(act_row(format!("layer{k}.c"), &st.cell, "i16", ql.format.c_frac));
         }
-        if q.cell == CellKind::Rnn(Nonlinearity::Relu) {
-            tensors.push(act_row(format!("layer{k}.h"), &st.hidden, "i16", ql.format.h_frac));
-        } else {
-            tensors.push(TensorRow { tensor: format!("layer{k}.h"), storage: "i16", frac: "15".into(), max_abs: 1.0, saturated: 0.0 });
-        }
+        tensors.push(act_row(format!("layer{k}.h"), &st.hidden, "i16", ql.format.h_frac));
     }
     if let (Some(fh), Some(qh)) = (&float.head, &q.head) {
         tensors.push(weight_row("head.weight".into(), &fh.weight, fh.input_size, &qh.frac, wstore, limit));
