@@ -38,16 +38,22 @@ macro_rules! with_model {
 impl AnyModel {
     /// Loads a model file; `fast` selects the fast activations for `f32` models.
     pub fn load(path: &Path, nonlinearity: Option<Nonlinearity>, fast: bool) -> Result<AnyModel> {
-        let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read file", path.display()))?;
-        let quantized = crate::quantize::file::is_quantized(&bytes).with_context(|| path.display().to_string())?;
+        let bytes =
+            std::fs::read(path).with_context(|| format!("{}: cannot read file", path.display()))?;
+        let quantized = crate::quantize::file::is_quantized(&bytes)
+            .with_context(|| path.display().to_string())?;
         if quantized {
-            let q = crate::quantize::QuantModel::from_bytes(&bytes).with_context(|| path.display().to_string())?;
-            return Ok(match q.to_runtime().with_context(|| path.display().to_string())? {
-                crate::quantize::QuantRuntime::Q15(m) => AnyModel::Q15(m),
-                crate::quantize::QuantRuntime::W8a16(m) => AnyModel::W8a16(m),
-            });
+            let q = crate::quantize::QuantModel::from_bytes(&bytes)
+                .with_context(|| path.display().to_string())?;
+            return Ok(
+                match q.to_runtime().with_context(|| path.display().to_string())? {
+                    crate::quantize::QuantRuntime::Q15(m) => AnyModel::Q15(m),
+                    crate::quantize::QuantRuntime::W8a16(m) => AnyModel::W8a16(m),
+                },
+            );
         }
-        let float = FloatModel::from_bytes(&bytes, nonlinearity).with_context(|| path.display().to_string())?;
+        let float = FloatModel::from_bytes(&bytes, nonlinearity)
+            .with_context(|| path.display().to_string())?;
         let ctx = || path.display().to_string();
         Ok(if fast {
             AnyModel::F32Fast(RuntimeModel::from_float_with(&float, |_| ()).with_context(ctx)?)
@@ -69,5 +75,10 @@ impl AnyModel {
     /// Every step's outputs for one series, as real values.
     pub fn run_real(&self, series: &Series) -> Vec<Vec<f64>> {
         with_model!(self, m => m.run_real(series.rows()))
+    }
+
+    /// Every step's outputs for one series, as raw bits (integers, or `f32` bit patterns).
+    pub fn run_bits(&self, series: &Series) -> Vec<Vec<i64>> {
+        with_model!(self, m => crate::export::golden_of(m, series.rows()).outputs)
     }
 }

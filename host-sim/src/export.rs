@@ -59,16 +59,30 @@ fn cell_type(kind: CellKind) -> &'static str {
 
 /// Writes `v` as a nested array literal: rows of `cols`, grouped by `group` rows.
 fn nested<T: Copy>(v: &[T], cols: usize, group: usize, fmt: &impl Fn(T) -> String) -> String {
-    let rows: Vec<String> = v.chunks(cols.max(1)).map(|r| format!("[{}]", r.iter().map(|&x| fmt(x)).collect::<Vec<_>>().join(", "))).collect();
+    let rows: Vec<String> = v
+        .chunks(cols.max(1))
+        .map(|r| {
+            format!(
+                "[{}]",
+                r.iter().map(|&x| fmt(x)).collect::<Vec<_>>().join(", ")
+            )
+        })
+        .collect();
     if group <= 1 {
         return format!("[{}]", rows.join(", "));
     }
-    let groups: Vec<String> = rows.chunks(group).map(|g| format!("[{}]", g.join(", "))).collect();
+    let groups: Vec<String> = rows
+        .chunks(group)
+        .map(|g| format!("[{}]", g.join(", ")))
+        .collect();
     format!("[\n{}\n]", groups.join(",\n"))
 }
 
 fn flat<T: Copy>(v: &[T], fmt: &impl Fn(T) -> String) -> String {
-    format!("[{}]", v.iter().map(|&x| fmt(x)).collect::<Vec<_>>().join(", "))
+    format!(
+        "[{}]",
+        v.iter().map(|&x| fmt(x)).collect::<Vec<_>>().join(", ")
+    )
 }
 
 fn f32_lit(x: f32) -> String {
@@ -77,7 +91,10 @@ fn f32_lit(x: f32) -> String {
 }
 
 fn qformat_lit(f: &tinyrnn::QFormat) -> String {
-    format!("tinyrnn::QFormat {{ x_frac: {}, h_frac: {}, pre_frac: {}, c_frac: {} }}", f.x_frac, f.h_frac, f.pre_frac, f.c_frac)
+    format!(
+        "tinyrnn::QFormat {{ x_frac: {}, h_frac: {}, pre_frac: {}, c_frac: {} }}",
+        f.x_frac, f.h_frac, f.pre_frac, f.c_frac
+    )
 }
 
 fn nonlinearity_lit(kind: CellKind) -> &'static str {
@@ -111,10 +128,18 @@ fn layer_code(
 ) -> LayerCode {
     let ty = format!("tinyrnn::{}<{numeric}, {input}, {hidden}>", cell_type(kind));
     let args = match kind {
-        CellKind::Gru => format!("{w_ih},\n{w_hh},\n{bias},\n{bias_hn},\n{scale_ih},\n{scale_hh},\n{format}"),
-        _ => format!("{}{w_ih},\n{w_hh},\n{bias},\n{scale_ih},\n{scale_hh},\n{format}", nonlinearity_lit(kind)),
+        CellKind::Gru => {
+            format!("{w_ih},\n{w_hh},\n{bias},\n{bias_hn},\n{scale_ih},\n{scale_hh},\n{format}")
+        }
+        _ => format!(
+            "{}{w_ih},\n{w_hh},\n{bias},\n{scale_ih},\n{scale_hh},\n{format}",
+            nonlinearity_lit(kind)
+        ),
     };
-    LayerCode { expr: format!("{ty}::from_parts(\n{args})"), ty }
+    LayerCode {
+        expr: format!("{ty}::from_parts(\n{args})"),
+        ty,
+    }
 }
 
 /// Generates the Rust source of a model (and golden data).
@@ -140,9 +165,26 @@ pub fn generate(model: ExportModel<'_>, golden: Option<&Golden>) -> Result<(Stri
                         format!("[[(); {g}]; {h}]"),
                     )
                 } else {
-                    (nested(&l.w_ih, i, 1, &f32_lit), nested(&l.w_hh, h, 1, &f32_lit), flat(&bias, &f32_lit), format!("[(); {h}]"))
+                    (
+                        nested(&l.w_ih, i, 1, &f32_lit),
+                        nested(&l.w_hh, h, 1, &f32_lit),
+                        flat(&bias, &f32_lit),
+                        format!("[(); {h}]"),
+                    )
                 };
-                layers.push(layer_code(kind, numeric, i, h, w_ih, w_hh, b, flat(&bias_hn, &f32_lit), scale.clone(), scale, "()".into()));
+                layers.push(layer_code(
+                    kind,
+                    numeric,
+                    i,
+                    h,
+                    w_ih,
+                    w_hh,
+                    b,
+                    flat(&bias_hn, &f32_lit),
+                    scale.clone(),
+                    scale,
+                    "()".into(),
+                ));
             }
             hidden = m.layers.iter().map(|l| l.hidden_size).collect::<Vec<_>>();
             inputs = m.input_size();
@@ -188,9 +230,27 @@ pub fn generate(model: ExportModel<'_>, golden: Option<&Golden>) -> Result<(Stri
                         nested(&unit_major(&l.frac_hh, g, h, 1), g, 1, &i8s),
                     )
                 } else {
-                    (nested(&l.w_ih, i, 1, &int), nested(&l.w_hh, h, 1, &int), flat(&l.bias, &i32s), flat(&l.frac_ih, &i8s), flat(&l.frac_hh, &i8s))
+                    (
+                        nested(&l.w_ih, i, 1, &int),
+                        nested(&l.w_hh, h, 1, &int),
+                        flat(&l.bias, &i32s),
+                        flat(&l.frac_ih, &i8s),
+                        flat(&l.frac_hh, &i8s),
+                    )
                 };
-                layers.push(layer_code(kind, numeric, i, h, w_ih, w_hh, b, flat(&l.bias_hn, &i32s), s_ih, s_hh, qformat_lit(&l.format)));
+                layers.push(layer_code(
+                    kind,
+                    numeric,
+                    i,
+                    h,
+                    w_ih,
+                    w_hh,
+                    b,
+                    flat(&l.bias_hn, &i32s),
+                    s_ih,
+                    s_hh,
+                    qformat_lit(&l.format),
+                ));
             }
             hidden = q.layers.iter().map(|l| l.hidden_size).collect::<Vec<_>>();
             inputs = q.layers.first().map_or(0, |l| l.input_size);
@@ -221,24 +281,45 @@ pub fn generate(model: ExportModel<'_>, golden: Option<&Golden>) -> Result<(Stri
         None => anyhow::bail!("the model has no layers"),
     };
     while let Some(l) = layers.pop() {
-        body_expr = format!("tinyrnn::Stack::new::<{numeric}>(\n{},\n{body_expr})", l.expr);
+        body_expr = format!(
+            "tinyrnn::Stack::new::<{numeric}>(\n{},\n{body_expr})",
+            l.expr
+        );
         body_ty = format!("tinyrnn::Stack<{}, {body_ty}>", l.ty);
     }
     let last_hidden = *hidden.last().unwrap_or(&0);
     let outputs = head_code.as_ref().map_or(last_hidden, |h| h.1);
     let mut s = String::new();
     writeln!(s, "// @generated by `tinyrnn export` — do not edit.")?;
-    writeln!(s, "// Cell: {}, layers: {}, hidden: {:?}, numeric: {numeric}.", kind.name(), hidden.len(), hidden)?;
+    writeln!(
+        s,
+        "// Cell: {}, layers: {}, hidden: {:?}, numeric: {numeric}.",
+        kind.name(),
+        hidden.len(),
+        hidden
+    )?;
     writeln!(s, "#[allow(unused_imports)]\nuse tinyrnn::Recurrent as _;")?;
-    writeln!(s, "/// Numeric type of the model.\npub type Num = {numeric};")?;
-    writeln!(s, "/// Input values per step.\npub const INPUTS: usize = {inputs};")?;
-    writeln!(s, "/// Output values per step.\npub const OUTPUTS: usize = {outputs};")?;
+    writeln!(
+        s,
+        "/// Numeric type of the model.\npub type Num = {numeric};"
+    )?;
+    writeln!(
+        s,
+        "/// Input values per step.\npub const INPUTS: usize = {inputs};"
+    )?;
+    writeln!(
+        s,
+        "/// Output values per step.\npub const OUTPUTS: usize = {outputs};"
+    )?;
     writeln!(s, "/// Fractional bits of the input (fixed point; 0 for f32).\npub const INPUT_FRAC: i8 = {input_frac};")?;
     writeln!(s, "/// Fractional bits of the outputs (fixed point; 0 for f32).\npub const OUTPUT_FRAC: i8 = {output_frac};")?;
     writeln!(s, "/// Input element.\npub type Act = {act_ty};")?;
     writeln!(s, "/// Output element.\npub type Out = {out_ty};")?;
     writeln!(s, "/// The recurrent body.\npub type Body = {body_ty};")?;
-    writeln!(s, "/// The caller-owned state.\npub type State = <Body as tinyrnn::Recurrent<Num>>::State;")?;
+    writeln!(
+        s,
+        "/// The caller-owned state.\npub type State = <Body as tinyrnn::Recurrent<Num>>::State;"
+    )?;
     match &head_code {
         Some((hin, hout, expr)) => {
             writeln!(s, "/// The model: body and head.\npub type Model = tinyrnn::Model<Num, Body, {hin}, {hout}>;")?;
@@ -247,23 +328,45 @@ pub fn generate(model: ExportModel<'_>, golden: Option<&Golden>) -> Result<(Stri
         }
         None => {
             writeln!(s, "/// The model (no head).\npub type Model = Body;")?;
-            writeln!(s, "/// The weights, in flash.\npub static MODEL: Model = {body_expr};")?;
+            writeln!(
+                s,
+                "/// The weights, in flash.\npub static MODEL: Model = {body_expr};"
+            )?;
             writeln!(s, "/// One step: consumes `x`, returns the last layer's hidden state.\n#[inline]\npub fn step(state: &mut State, x: &[Act; INPUTS]) -> [Out; OUTPUTS] {{\n    let h = tinyrnn::Recurrent::<Num>::step(&MODEL, state, x);\n    let mut out = [Out::default(); OUTPUTS];\n    for (o, v) in out.iter_mut().zip(h) {{\n        *o = *v;\n    }}\n    out\n}}")?;
         }
     }
     if act_ty == "i16" {
-        let out_fixed = if out_ty == "i32" { "FixedI32" } else { "FixedI16" };
+        let out_fixed = if out_ty == "i32" {
+            "FixedI32"
+        } else {
+            "FixedI16"
+        };
         writeln!(s, "/// Input sample element in its fixed-point format.\npub type Input = fixed::FixedI16<fixed::types::extra::U{input_frac}>;")?;
         writeln!(s, "/// Output element in its fixed-point format.\npub type Output = fixed::{out_fixed}<fixed::types::extra::U{output_frac}>;")?;
         writeln!(s, "/// One step with typed fixed-point values (no conversion cost: same bits).\npub fn step_fixed(state: &mut State, x: &[Input; INPUTS]) -> [Output; OUTPUTS] {{\n    let raw = x.map(|v| v.to_bits());\n    step(state, &raw).map(Output::from_bits)\n}}")?;
     }
     if let Some(g) = golden {
         let steps = g.inputs.len();
-        let enc_in = |v: i64| if act_ty == "f32" { format!("f32::from_bits({:#010x})", v as u32) } else { v.to_string() };
-        let enc_out = |v: i64| if out_ty == "f32" { format!("f32::from_bits({:#010x})", v as u32) } else { v.to_string() };
+        let enc_in = |v: i64| {
+            if act_ty == "f32" {
+                format!("f32::from_bits({:#010x})", v as u32)
+            } else {
+                v.to_string()
+            }
+        };
+        let enc_out = |v: i64| {
+            if out_ty == "f32" {
+                format!("f32::from_bits({:#010x})", v as u32)
+            } else {
+                v.to_string()
+            }
+        };
         let flat_in: Vec<i64> = g.inputs.iter().flatten().copied().collect();
         let flat_out: Vec<i64> = g.outputs.iter().flatten().copied().collect();
-        writeln!(s, "/// Golden steps.\npub const GOLDEN_STEPS: usize = {steps};")?;
+        writeln!(
+            s,
+            "/// Golden steps.\npub const GOLDEN_STEPS: usize = {steps};"
+        )?;
         writeln!(s, "/// Golden input samples (encoded).\npub static GOLDEN_INPUT: [[Act; INPUTS]; GOLDEN_STEPS] = {};", nested(&flat_in, inputs, 1, &enc_in))?;
         writeln!(s, "/// Outputs the host computed for the golden inputs.\npub static GOLDEN_OUTPUT: [[Out; OUTPUTS]; GOLDEN_STEPS] = {};", nested(&flat_out, outputs, 1, &enc_out))?;
     }
@@ -310,13 +413,20 @@ impl Exportable {
     /// Loads any model file.
     pub fn load(path: &std::path::Path, nonlinearity: Option<Nonlinearity>) -> Result<Exportable> {
         use anyhow::Context;
-        let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read file", path.display()))?;
+        let bytes =
+            std::fs::read(path).with_context(|| format!("{}: cannot read file", path.display()))?;
         let ctx = || path.display().to_string();
-        Ok(if crate::quantize::file::is_quantized(&bytes).with_context(ctx)? {
-            Exportable::Quant(QuantModel::from_bytes(&bytes).with_context(ctx)?)
-        } else {
-            Exportable::Float(FloatModel::from_bytes(&bytes, nonlinearity).with_context(ctx)?.fold_normalization())
-        })
+        Ok(
+            if crate::quantize::file::is_quantized(&bytes).with_context(ctx)? {
+                Exportable::Quant(QuantModel::from_bytes(&bytes).with_context(ctx)?)
+            } else {
+                Exportable::Float(
+                    FloatModel::from_bytes(&bytes, nonlinearity)
+                        .with_context(ctx)?
+                        .fold_normalization(),
+                )
+            },
+        )
     }
 
     /// Input features.
@@ -330,7 +440,9 @@ impl Exportable {
     /// Golden data for raw `rows`, computed exactly as the device will.
     pub fn golden<'r>(&self, rows: impl Iterator<Item = &'r [f32]>) -> Result<Golden> {
         Ok(match self {
-            Exportable::Float(m) => golden_of(&crate::runtime_model::RuntimeModel::from_float(m)?, rows),
+            Exportable::Float(m) => {
+                golden_of(&crate::runtime_model::RuntimeModel::from_float(m)?, rows)
+            }
             Exportable::Quant(q) => match q.to_runtime()? {
                 crate::quantize::QuantRuntime::Q15(m) => golden_of(&m, rows),
                 crate::quantize::QuantRuntime::W8a16(m) => golden_of(&m, rows),

@@ -19,6 +19,8 @@ enum Command {
     Quantize(cmd::quantize::Args),
     /// Write a model (and golden data) as Rust source for the firmware.
     Export(cmd::export::Args),
+    /// Train an RNN/LSTM/GRU classifier on a labelled dataset (BPTT + Adam).
+    Train(cmd::train::Args),
 }
 
 fn main() {
@@ -27,6 +29,7 @@ fn main() {
         Command::Run(a) => cmd::run::main(a),
         Command::Quantize(a) => cmd::quantize::main(a),
         Command::Export(a) => cmd::export::main(a),
+        Command::Train(a) => cmd::train::main(a),
     };
     if let Err(e) = result {
         // One line, the whole context chain, no backtrace.

@@ -185,8 +185,12 @@ impl FloatModel {
     /// (`W (x - m) / s + b = (W / s) x + (b - W m / s)`), so the model takes raw inputs.
     pub fn fold_normalization(&self) -> FloatModel {
         let mut out = self.clone();
-        let Some(norm) = out.meta.normalization.take() else { return out };
-        let Some(layer) = out.layers.first_mut() else { return out };
+        let Some(norm) = out.meta.normalization.take() else {
+            return out;
+        };
+        let Some(layer) = out.layers.first_mut() else {
+            return out;
+        };
         let (rows, cols) = (self.kind.gates() * layer.hidden_size, layer.input_size);
         let mut shift = vec![0f32; rows];
         for r in 0..rows {
@@ -319,9 +323,10 @@ impl FloatModel {
 
 /// Reads an `F32` tensor (F64/F16/BF16 are converted) with its shape.
 pub fn read_f32(tensors: &SafeTensors<'_>, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
-    let t = tensors
-        .tensor(name)
-        .map_err(|e| anyhow!("tensor `{name}`: {e}"))?;
+    let t = tensors.tensor(name).map_err(|e| match e {
+        safetensors::SafeTensorError::TensorNotFound(_) => anyhow!("missing key `{name}`"),
+        e => anyhow!("tensor `{name}`: {e}"),
+    })?;
     let data = t.data();
     let values: Vec<f32> = match t.dtype() {
         Dtype::F32 => data
@@ -411,22 +416,18 @@ fn parse_model(
     };
 
     // Which keys we understand under the recurrent prefix.
+    // Every key under the prefix must be a recurrent tensor `<leaf>_l{k}`; the layer count is
+    // one more than the largest k, so a missing tensor of any layer is reported as missing.
     let mut layer_count = 0;
-    while names.contains(&key(&format!("weight_ih_l{layer_count}"))) {
-        layer_count += 1;
-    }
     for n in names {
         let (p, leaf) = split_key(n);
         if p == prefix {
-            let ok = ["weight_ih_l", "weight_hh_l", "bias_ih_l", "bias_hh_l"]
+            let k = ["weight_ih_l", "weight_hh_l", "bias_ih_l", "bias_hh_l"]
                 .iter()
-                .any(|s| {
-                    leaf.strip_prefix(s)
-                        .and_then(|k| k.parse::<usize>().ok())
-                        .is_some_and(|k| k < layer_count)
-                });
-            if !ok {
-                bail!("unknown key `{n}` (bidirectional, projected or peephole layers are not supported)");
+                .find_map(|s| leaf.strip_prefix(s).and_then(|k| k.parse::<usize>().ok()));
+            match k {
+                Some(k) => layer_count = layer_count.max(k + 1),
+                None => bail!("unknown key `{n}` (bidirectional, projected or peephole layers are not supported)"),
             }
         }
     }
@@ -455,8 +456,7 @@ fn parse_model(
     let mut layers = Vec::new();
     let mut kind: Option<CellKind> = meta_cell;
     for k in 0..layer_count {
-        let (s_hh, w_hh) = read_f32(tensors, &key(&format!("weight_hh_l{k}")))
-            .map_err(|_| anyhow!("missing key `{}`", key(&format!("weight_hh_l{k}"))))?;
+        let (s_hh, w_hh) = read_f32(tensors, &key(&format!("weight_hh_l{k}")))?;
         let (s_ih, w_ih) = read_f32(tensors, &key(&format!("weight_ih_l{k}")))?;
         if s_hh.len() != 2 || s_ih.len() != 2 {
             bail!(

@@ -221,14 +221,22 @@ impl RuntimeModel<F32> {
 impl<N: HostNumeric<Weight = f32, Bias = f32, RowScale = ()>> RuntimeModel<N> {
     /// Builds a float-weighted runtime model (any `f32`-like numeric type) from a PyTorch-layout
     /// model; `format(k)` gives layer `k`'s format (`k == layers` for the head).
-    pub fn from_float_with(model: &FloatModel, format: impl Fn(usize) -> N::Format) -> Result<Self> {
+    pub fn from_float_with(
+        model: &FloatModel,
+        format: impl Fn(usize) -> N::Format,
+    ) -> Result<Self> {
         let gates = model.kind.gates();
         let layers = model
             .layers
             .iter()
             .enumerate()
             .map(|(k, l)| {
-                let (bias, bias_hn) = folded_biases(model.kind, l.hidden_size, l.b_ih.as_deref(), l.b_hh.as_deref());
+                let (bias, bias_hn) = folded_biases(
+                    model.kind,
+                    l.hidden_size,
+                    l.b_ih.as_deref(),
+                    l.b_hh.as_deref(),
+                );
                 let rows = gates * l.hidden_size;
                 LayerStore {
                     kind: model.kind,
@@ -252,8 +260,18 @@ impl<N: HostNumeric<Weight = f32, Bias = f32, RowScale = ()>> RuntimeModel<N> {
             scale: vec![(); h.output_size],
             format: format(model.layers.len()),
         });
-        let normalization = model.meta.normalization.as_ref().map(|n| (n.mean.clone(), n.std.clone()));
-        let m = RuntimeModel { layers, head, input_frac: 0, output_frac: 0, normalization };
+        let normalization = model
+            .meta
+            .normalization
+            .as_ref()
+            .map(|n| (n.mean.clone(), n.std.clone()));
+        let m = RuntimeModel {
+            layers,
+            head,
+            input_frac: 0,
+            output_frac: 0,
+            normalization,
+        };
         m.validate()?;
         Ok(m)
     }

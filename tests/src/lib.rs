@@ -96,8 +96,7 @@ impl Case {
 
     /// The input sequence, read by the host tool's own CSV reader.
     pub fn input(&self) -> Series {
-        read_sequence_csv(&self.input_path())
-            .unwrap_or_else(|e| panic!("{}: {e:#}", self.name))
+        read_sequence_csv(&self.input_path()).unwrap_or_else(|e| panic!("{}: {e:#}", self.name))
     }
 
     /// PyTorch's per-step outputs.
@@ -138,9 +137,9 @@ pub fn read_csv_f64(path: &Path) -> Vec<Vec<f64>> {
         .map(|(i, l)| {
             l.split(',')
                 .map(|v| {
-                    v.trim().parse::<f64>().unwrap_or_else(|e| {
-                        panic!("{}:{}: `{v}`: {e}", path.display(), i + 1)
-                    })
+                    v.trim()
+                        .parse::<f64>()
+                        .unwrap_or_else(|e| panic!("{}:{}: `{v}`: {e}", path.display(), i + 1))
                 })
                 .collect()
         })
@@ -149,7 +148,11 @@ pub fn read_csv_f64(path: &Path) -> Vec<Vec<f64>> {
 
 /// The largest error of `got` against `expected`, relative to `max(1, |expected|)`, with where
 /// it happened: `(error, step, column)`. Shape mismatches panic with the case name.
-pub fn max_scaled_error(case: &str, got: &[Vec<f64>], expected: &[Vec<f64>]) -> (f64, usize, usize) {
+pub fn max_scaled_error(
+    case: &str,
+    got: &[Vec<f64>],
+    expected: &[Vec<f64>],
+) -> (f64, usize, usize) {
     assert_eq!(
         got.len(),
         expected.len(),
@@ -187,7 +190,9 @@ pub fn mismatches(
     let mut out = Vec::new();
     for (t, (g, e)) in got.iter().zip(expected).enumerate() {
         for (c, (&g, &e)) in g.iter().zip(e).enumerate() {
-            if !((g - e).abs() <= tol * e.abs().max(1.0)) {
+            // Written so that NaN counts as a mismatch.
+            let within = (g - e).abs() <= tol * e.abs().max(1.0);
+            if !within {
                 out.push((t, c, g, e));
             }
         }
@@ -347,8 +352,13 @@ pub fn tinyrnn_bin() -> &'static Path {
                 cmd.args(["--profile", other]);
             }
         }
-        let status = cmd.status().expect("run cargo build for the tinyrnn binary");
-        assert!(status.success(), "building the tinyrnn binary failed: {status}");
+        let status = cmd
+            .status()
+            .expect("run cargo build for the tinyrnn binary");
+        assert!(
+            status.success(),
+            "building the tinyrnn binary failed: {status}"
+        );
         let bin = profile_dir.join(format!("tinyrnn{}", std::env::consts::EXE_SUFFIX));
         assert!(bin.is_file(), "{} was not built", bin.display());
         bin

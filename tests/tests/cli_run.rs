@@ -9,12 +9,14 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use tempfile::TempDir;
 use tinyrnn_sim::any_model::AnyModel;
-use tinyrnn_tests::{cases, mismatches, read_csv_f64, read_tensors, tinyrnn_bin, write_tensors, Case, RawTensor};
+use tinyrnn_tests::{
+    cases, mismatches, read_csv_f64, read_tensors, tinyrnn_bin, write_tensors, Case, RawTensor,
+};
 
 struct Outcome {
     code: Option<i32>,
@@ -74,7 +76,11 @@ fn assert_clean_failure(what: &str, out: &Outcome, needles: &[&str]) -> String {
             out.stderr
         );
     }
-    let lines: Vec<&str> = out.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    let lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
     assert_eq!(
         lines.len(),
         1,
@@ -111,15 +117,34 @@ fn run_writes_one_row_per_step_matching_pytorch() {
             case.name,
             out.stderr
         );
-        assert!(out.stderr.is_empty(), "{}: stderr: {}", case.name, out.stderr);
+        assert!(
+            out.stderr.is_empty(),
+            "{}: stderr: {}",
+            case.name,
+            out.stderr
+        );
         let got = read_csv_f64(&output);
         let expected = case.expected();
-        assert_eq!(got.len(), case.meta.steps, "{}: one row per timestep", case.name);
+        assert_eq!(
+            got.len(),
+            case.meta.steps,
+            "{}: one row per timestep",
+            case.name
+        );
         for (t, row) in got.iter().enumerate() {
-            assert_eq!(row.len(), case.output_width(), "{}: step {t} width", case.name);
+            assert_eq!(
+                row.len(),
+                case.output_width(),
+                "{}: step {t} width",
+                case.name
+            );
         }
         let bad = mismatches(&got, &expected, 1e-5);
-        assert!(bad.is_empty(), "{}: (step, column, got, expected): {bad:?}", case.name);
+        assert!(
+            bad.is_empty(),
+            "{}: (step, column, got, expected): {bad:?}",
+            case.name
+        );
 
         // The printed digits round-trip to exactly what the library computes.
         let model = AnyModel::load(&case.model_path(), case.nonlinearity(), false).unwrap();
@@ -142,7 +167,10 @@ fn run_fast_flag_uses_fast_activations() {
     let tmp = TempDir::new().unwrap();
     let case = Case::load("lstm_1l_head");
     let (acc, fast) = (tmp.path().join("acc.csv"), tmp.path().join("fast.csv"));
-    assert_eq!(run(&case.model_path(), &case.input_path(), &acc, &[]).code, Some(0));
+    assert_eq!(
+        run(&case.model_path(), &case.input_path(), &acc, &[]).code,
+        Some(0)
+    );
     let out = run(&case.model_path(), &case.input_path(), &fast, &["--fast"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let (acc, fast, expected) = (read_csv_f64(&acc), read_csv_f64(&fast), case.expected());
@@ -208,19 +236,35 @@ fn set_f32(t: &mut BTreeMap<String, RawTensor>, key: &str, index: usize, value: 
 fn model_file_missing() {
     let tmp = TempDir::new().unwrap();
     let model = tmp.path().join("no_such_model.safetensors");
-    let out = run(&model, &lstm_case().input_path(), &tmp.path().join("o.csv"), &[]);
-    assert_clean_failure("missing model", &out, &["no_such_model.safetensors", "cannot read"]);
+    let out = run(
+        &model,
+        &lstm_case().input_path(),
+        &tmp.path().join("o.csv"),
+        &[],
+    );
+    assert_clean_failure(
+        "missing model",
+        &out,
+        &["no_such_model.safetensors", "cannot read"],
+    );
 }
 
 #[test]
 fn model_file_not_safetensors() {
     let tmp = TempDir::new().unwrap();
     // Deterministic "random" bytes, and an empty file.
-    let bytes: Vec<u8> = (0u32..300).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let bytes: Vec<u8> = (0u32..300)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     for (name, data) in [("random.safetensors", bytes), ("empty.safetensors", vec![])] {
         let model = tmp.path().join(name);
         std::fs::write(&model, data).unwrap();
-        let out = run(&model, &lstm_case().input_path(), &tmp.path().join("o.csv"), &[]);
+        let out = run(
+            &model,
+            &lstm_case().input_path(),
+            &tmp.path().join("o.csv"),
+            &[],
+        );
         assert_clean_failure(name, &out, &[name, "not a safetensors file"]);
     }
 }
@@ -275,7 +319,10 @@ fn model_wrong_shape() {
     bad_model(
         "head_weight.safetensors",
         |t| {
-            t.insert("classifier.weight".into(), RawTensor::f32(vec![4, 15], &[0.0; 60]));
+            t.insert(
+                "classifier.weight".into(),
+                RawTensor::f32(vec![4, 15], &[0.0; 60]),
+            );
         },
         &["classifier.weight", "[4, 15]"],
     );
@@ -283,7 +330,10 @@ fn model_wrong_shape() {
     bad_model(
         "five_gates.safetensors",
         |t| {
-            t.insert("lstm.weight_hh_l0".into(), RawTensor::f32(vec![80, 16], &[0.0; 1280]));
+            t.insert(
+                "lstm.weight_hh_l0".into(),
+                RawTensor::f32(vec![80, 16], &[0.0; 1280]),
+            );
         },
         &["lstm.weight_hh_l0", "[80, 16]"],
     );
@@ -291,12 +341,92 @@ fn model_wrong_shape() {
     bad_model(
         "ih_rows.safetensors",
         |t| {
-            t.insert("lstm.weight_ih_l0".into(), RawTensor::f32(vec![48, 6], &[0.0; 288]));
+            t.insert(
+                "lstm.weight_ih_l0".into(),
+                RawTensor::f32(vec![48, 6], &[0.0; 288]),
+            );
         },
         &["lstm.weight_ih_l0", "48"],
     );
     bad_model(
         "int_weights.safetensors",
+        |t| {
+            t.insert(
+                "lstm.weight_ih_l0".into(),
+                RawTensor {
+                    dtype: safetensors::Dtype::I32,
+                    shape: vec![64, 6],
+                    data: vec![0; 64 * 6 * 4],
+                },
+            );
+        },
+        &["lstm.weight_ih_l0", "dtype"],
+    );
+}
+
+#[test]
+fn model_unknown_key() {
+    bad_model(
+        "proj.safetensors",
+        |t| {
+            t.insert(
+                "lstm.weight_hr_l0".into(),
+                RawTensor::f32(vec![8, 16], &[0.0; 128]),
+            );
+        },
+        &["unknown key", "lstm.weight_hr_l0"],
+    );
+    bad_model(
+        "batchnorm.safetensors",
+        |t| {
+            t.insert(
+                "norm.running_mean".into(),
+                RawTensor::f32(vec![6], &[0.0; 6]),
+            );
+        },
+        &["unknown key", "norm.running_mean"],
+    );
+    bad_model(
+        "layer1_bias.safetensors",
+        |t| {
+            t.insert(
+                "lstm.bias_ih_l1".into(),
+                RawTensor::f32(vec![64], &[0.0; 64]),
+            );
+        },
+        // A stray layer-1 tensor implies a second layer whose weights are absent.
+        &["missing key", "lstm.weight_hh_l1"],
+    );
+}
+
+#[test]
+fn model_non_finite_weight() {
+    bad_model(
+        "nan_weight.safetensors",
+        |t| set_f32(t, "lstm.weight_ih_l0", 5, f32::NAN),
+        &["lstm.weight_ih_l0", "NaN", "index 5"],
+    );
+    bad_model(
+        "inf_bias.safetensors",
+        |t| set_f32(t, "classifier.bias", 2, f32::NEG_INFINITY),
+        &["classifier.bias", "inf", "index 2"],
+    );
+}
+
+/// A bad `weight_hh_l{k}` (NaN, wrong dtype) must be reported as what it is.
+///
+/// Known bug (host-sim/src/model_file.rs, `parse_model`): `read_f32(.., weight_hh_l{k})` has its
+/// error replaced by "missing key `..weight_hh_l0`" whatever it was, so a NaN or an integer
+/// tensor in `weight_hh` is reported as a missing key. Un-ignore when fixed.
+#[test]
+fn model_bad_weight_hh_is_not_reported_as_missing() {
+    bad_model(
+        "nan_weight_hh.safetensors",
+        |t| set_f32(t, "lstm.weight_hh_l0", 5, f32::NAN),
+        &["lstm.weight_hh_l0", "NaN", "index 5"],
+    );
+    bad_model(
+        "int_weight_hh.safetensors",
         |t| {
             t.insert(
                 "lstm.weight_hh_l0".into(),
@@ -311,64 +441,34 @@ fn model_wrong_shape() {
     );
 }
 
+/// A 2-layer model that lost `weight_hh` of its second layer says which key is missing.
 #[test]
-fn model_unknown_key() {
-    bad_model(
-        "proj.safetensors",
-        |t| {
-            t.insert("lstm.weight_hr_l0".into(), RawTensor::f32(vec![8, 16], &[0.0; 128]));
-        },
-        &["unknown key", "lstm.weight_hr_l0"],
-    );
-    bad_model(
-        "batchnorm.safetensors",
-        |t| {
-            t.insert("norm.running_mean".into(), RawTensor::f32(vec![6], &[0.0; 6]));
-        },
-        &["unknown key", "norm.running_mean"],
-    );
-    bad_model(
-        "layer1_bias.safetensors",
-        |t| {
-            t.insert("lstm.bias_ih_l1".into(), RawTensor::f32(vec![64], &[0.0; 64]));
-        },
-        &["unknown key", "lstm.bias_ih_l1"],
-    );
-}
-
-#[test]
-fn model_non_finite_weight() {
-    bad_model(
-        "nan_weight.safetensors",
-        |t| set_f32(t, "lstm.weight_hh_l0", 5, f32::NAN),
-        &["lstm.weight_hh_l0", "NaN", "index 5"],
-    );
-    bad_model(
-        "inf_bias.safetensors",
-        |t| set_f32(t, "classifier.bias", 2, f32::NEG_INFINITY),
-        &["classifier.bias", "inf", "index 2"],
-    );
-}
-
-/// A 2-layer model that lost one tensor of its second layer must say which key is missing.
-#[test]
-fn model_missing_key_of_second_layer() {
-    let case = Case::load("gru_2l_head"); // prefix `rnn`, head `fc`
+fn model_missing_weight_hh_of_second_layer() {
     bad_model_of(
-        &case,
+        &Case::load("gru_2l_head"), // prefix `rnn`, head `fc`
         "no_hh_l1.safetensors",
         |t| {
             t.remove("rnn.weight_hh_l1");
         },
         &["missing", "rnn.weight_hh_l1"],
     );
+}
+
+/// A 2-layer model that lost `weight_ih` of its second layer must say that key is missing.
+///
+/// Known bug (host-sim/src/model_file.rs, `parse_model`): the layer count is the number of
+/// consecutive `weight_ih_l{k}` keys, so the remaining `rnn.*_l1` tensors are reported as
+/// "unknown key `rnn.bias_ih_l1` (bidirectional, projected or peephole layers are not
+/// supported)" instead of "missing key `rnn.weight_ih_l1`". Un-ignore when fixed.
+#[test]
+fn model_missing_weight_ih_of_second_layer() {
     bad_model_of(
-        &case,
+        &Case::load("gru_2l_head"),
         "no_ih_l1.safetensors",
         |t| {
             t.remove("rnn.weight_ih_l1");
         },
-        &["rnn.weight_ih_l1"],
+        &["missing", "rnn.weight_ih_l1"],
     );
 }
 
@@ -481,14 +581,23 @@ fn unknown_nonlinearity() {
     let tmp = TempDir::new().unwrap();
     let case = Case::load("rnn_tanh_1l");
     let output = tmp.path().join("out.csv");
-    let out = run(&case.model_path(), &case.input_path(), &output, &["--nonlinearity", "foo"]);
+    let out = run(
+        &case.model_path(),
+        &case.input_path(),
+        &output,
+        &["--nonlinearity", "foo"],
+    );
     assert!(matches!(out.code, Some(c) if c != 0), "{:?}", out.code);
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
     // clap's usage errors add a `For more information, try '--help'.` hint after the message;
     // the message itself is the first line.
     let first = out.stderr.lines().next().unwrap_or_default();
     for needle in ["--nonlinearity", "`foo`", "tanh or relu"] {
-        assert!(first.contains(needle), "missing `{needle}` in: {}", out.stderr);
+        assert!(
+            first.contains(needle),
+            "missing `{needle}` in: {}",
+            out.stderr
+        );
     }
     assert!(!output.exists());
 }
@@ -500,12 +609,18 @@ fn output_not_writable() {
     // The output's parent is a regular file.
     let blocker = tmp.path().join("blocker");
     std::fs::write(&blocker, "").unwrap();
-    let out = run(&case.model_path(), &case.input_path(), &blocker.join("out.csv"), &[]);
+    let out = run(
+        &case.model_path(),
+        &case.input_path(),
+        &blocker.join("out.csv"),
+        &[],
+    );
     assert_clean_failure("output under a file", &out, &["blocker", "cannot create"]);
     // The output is a directory.
     let out = run(&case.model_path(), &case.input_path(), tmp.path(), &[]);
-    assert_clean_failure("output is a directory", &out, &[&file_name(tmp.path()), "cannot create"]);
+    assert_clean_failure(
+        "output is a directory",
+        &out,
+        &[&file_name(tmp.path()), "cannot create"],
+    );
 }
-
-#[allow(dead_code)]
-fn _uses(_: PathBuf) {}

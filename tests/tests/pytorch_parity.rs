@@ -45,7 +45,12 @@ fn check_all(fast: bool, tol: f64) -> Vec<(String, f64)> {
     let mut measured = Vec::new();
     for case in cases() {
         let expected = case.expected();
-        assert_eq!(expected.len(), case.meta.steps, "{}: expected.csv rows", case.name);
+        assert_eq!(
+            expected.len(),
+            case.meta.steps,
+            "{}: expected.csv rows",
+            case.name
+        );
         let got = run(&case, fast);
         let (err, t, c) = max_scaled_error(&case.name, &got, &expected);
         println!(
@@ -106,17 +111,17 @@ fn manifest_covers_every_kind_and_option() {
             }
         }
         for head in [true, false] {
-            if !of_kind.iter().any(|c| c.meta.head_outputs.is_some() == head) {
+            if !of_kind
+                .iter()
+                .any(|c| c.meta.head_outputs.is_some() == head)
+            {
                 missing.push(format!("{cell} with head={head}"));
             }
         }
         // Saturating inputs: some value far outside the sigmoid/tanh linear range.
-        let saturating = of_kind.iter().any(|c| {
-            c.input()
-                .values
-                .iter()
-                .any(|v| v.abs() >= 10.0)
-        });
+        let saturating = of_kind
+            .iter()
+            .any(|c| c.input().values.iter().any(|v| v.abs() >= 10.0));
         if !saturating {
             missing.push(format!("{cell} with saturating inputs (|x| >= 10)"));
         }

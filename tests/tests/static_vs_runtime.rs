@@ -25,7 +25,10 @@ fn lstm<A: FloatActivation, const I: usize, const H: usize>(
     k: usize,
 ) -> Lstm<Float<A>, I, H> {
     let l = &m.layers[k];
-    assert_eq!((m.kind, l.input_size, l.hidden_size), (CellKind::Lstm, I, H));
+    assert_eq!(
+        (m.kind, l.input_size, l.hidden_size),
+        (CellKind::Lstm, I, H)
+    );
     let (bias, _) = folded_biases(CellKind::Lstm, H, l.b_ih.as_deref(), l.b_hh.as_deref());
     Lstm::new(
         arr3::<H, 4, I>(&unit_major(&l.w_ih, 4, H, I)),
@@ -69,7 +72,9 @@ fn rnn<A: FloatActivation, const I: usize, const H: usize>(
     )
 }
 
-fn head<A: FloatActivation, const H: usize, const O: usize>(m: &FloatModel) -> Dense<Float<A>, H, O> {
+fn head<A: FloatActivation, const H: usize, const O: usize>(
+    m: &FloatModel,
+) -> Dense<Float<A>, H, O> {
     let h = m.head.as_ref().expect("the fixture has a head");
     assert_eq!((h.input_size, h.output_size), (H, O));
     let bias = h.bias.clone().unwrap_or_else(|| vec![0.0; O]);
@@ -92,7 +97,9 @@ fn runtime_bits<A: FloatActivation>(m: &RuntimeModel<Float<A>>, input: &Series) 
         .map(|row| {
             m.encode_input(row, &mut x);
             let y = m.step_encoded(&mut state, &x).to_bits();
-            y.iter().map(|&b| u32::try_from(b).expect("f32 bits")).collect()
+            y.iter()
+                .map(|&b| u32::try_from(b).expect("f32 bits"))
+                .collect()
         })
         .collect()
 }
@@ -210,12 +217,7 @@ fn rnn_static_equals_runtime_bit_for_bit() {
 const SEED: u64 = 0x7157_2024;
 
 /// Synthetic unit-major weights `(w_ih, w_hh, bias, bias_hn)` for one layer.
-fn synthetic(
-    k: u64,
-    gates: usize,
-    i: usize,
-    h: usize,
-) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+fn synthetic(k: u64, gates: usize, i: usize, h: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
     let seed = SEED + 10 * k;
     (
         pseudo_random(seed, gates * h * i, 0.8),
@@ -231,7 +233,10 @@ fn mixed_model() -> (Model<F32, MixedBody, 6, 2>, RuntimeModel<F32>) {
     let (g_ih, g_hh, g_b, g_bhn) = synthetic(0, 3, 3, 5);
     let (l_ih, l_hh, l_b, _) = synthetic(1, 4, 5, 4);
     let (r_ih, r_hh, r_b, _) = synthetic(2, 1, 4, 6);
-    let (d_w, d_b) = (pseudo_random(SEED + 99, 2 * 6, 1.0), pseudo_random(SEED + 98, 2, 0.5));
+    let (d_w, d_b) = (
+        pseudo_random(SEED + 99, 2 * 6, 1.0),
+        pseudo_random(SEED + 98, 2, 0.5),
+    );
 
     let body = Stack::new(
         Gru::<F32, 3, 5>::new(arr3(&g_ih), arr3(&g_hh), arr2(&g_b), arr(&g_bhn)),
@@ -308,7 +313,11 @@ fn stack_of_mixed_kinds_and_sizes_matches_runtime_model() {
     );
     // The outputs move: the recurrence is doing something.
     assert_ne!(got[0], got[got.len() - 1]);
-    assert_same_bits("mixed GRU/LSTM/RNN stack", &got, &runtime_bits(&runtime, &input));
+    assert_same_bits(
+        "mixed GRU/LSTM/RNN stack",
+        &got,
+        &runtime_bits(&runtime, &input),
+    );
 }
 
 #[test]

@@ -70,14 +70,21 @@ impl QFormat {
 /// `v / 2^shift` rounded half up (`shift > 0`), or `v · 2^-shift` saturated (`shift < 0`).
 #[inline]
 pub fn round_shift(v: i64, shift: i32) -> i64 {
-    if shift > 0 {
-        let s = shift.min(62) as u32;
-        (v.saturating_add(1i64 << (s - 1))) >> s
-    } else if shift == 0 {
+    if shift >= 64 {
+        // |v / 2^shift| ≤ 1/2, and -1/2 rounds up to 0.
+        0
+    } else if shift > 0 {
+        let s = shift as u32;
+        match v.checked_add(1i64 << (s - 1)) {
+            Some(t) => t >> s,
+            // Only when v ≥ 2^63 - 2^(s-1): then the dropped bits are ≥ 2^(s-1), round up.
+            None => (v >> s) + 1,
+        }
+    } else if shift == 0 || v == 0 {
         v
     } else {
-        let s = (-shift).min(62) as u32;
-        if v.unsigned_abs() > (i64::MAX >> s) as u64 {
+        let s = shift.unsigned_abs().min(63);
+        if s == 63 || v.unsigned_abs() > (i64::MAX >> s) as u64 {
             if v < 0 {
                 i64::MIN
             } else {
@@ -219,7 +226,9 @@ mod tests {
         assert_eq!(round_shift(3, -2), 12);
         assert_eq!(round_shift(i64::MAX / 2, -4), i64::MAX);
         assert_eq!(round_shift(i64::MIN / 2, -4), i64::MIN);
-        assert_eq!(round_shift(i64::MAX, 1), i64::MAX >> 1); // saturating add, no wrap
+        assert_eq!(round_shift(i64::MAX, 1), 1 << 62); // 2^62 - 0.5 rounds up, no wrap
+        assert_eq!(round_shift(1 << 61, 63), 0); // 0.25
+        assert_eq!(round_shift(1, -63), i64::MAX);
         assert_eq!(sat_i16(40_000), i16::MAX);
         assert_eq!(sat_i32(-(1 << 40)), i32::MIN);
     }

@@ -38,9 +38,11 @@ pub fn main(args: Args) -> Result<()> {
     };
     let (source, info) = model.generate(golden.as_ref())?;
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create directory", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("{}: cannot create directory", dir.display()))?;
     }
-    std::fs::write(&args.out, source).with_context(|| format!("{}: cannot write", args.out.display()))?;
+    std::fs::write(&args.out, source)
+        .with_context(|| format!("{}: cannot write", args.out.display()))?;
     println!(
         "wrote {} ({} {}, {} layer(s), {} inputs → {} outputs{})",
         args.out.display(),
@@ -49,7 +51,10 @@ pub fn main(args: Args) -> Result<()> {
         info.hidden.len(),
         info.inputs,
         info.outputs,
-        golden.map_or(String::new(), |g| format!(", {} golden steps", g.inputs.len()))
+        golden.map_or(String::new(), |g| format!(
+            ", {} golden steps",
+            g.inputs.len()
+        ))
     );
     Ok(())
 }

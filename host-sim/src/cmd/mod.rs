@@ -3,3 +3,4 @@
 pub mod export;
 pub mod quantize;
 pub mod run;
+pub mod train;

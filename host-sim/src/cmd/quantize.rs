@@ -45,7 +45,8 @@ pub fn main(args: Args) -> Result<()> {
     let model = FloatModel::load(&args.model, args.nonlinearity)?;
     let data = crate::dataset::load(&args.calib)?;
     let folded = model.fold_normalization();
-    let cal = quantize::calibrate(&folded, &data).with_context(|| args.calib.display().to_string())?;
+    let cal =
+        quantize::calibrate(&folded, &data).with_context(|| args.calib.display().to_string())?;
     let opts = QuantOptions {
         kind: args.format,
         granularity: args.granularity.unwrap_or(match args.format {

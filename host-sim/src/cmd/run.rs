@@ -27,6 +27,10 @@ pub struct Args {
     /// Use the fast (micromath) activations instead of the accurate ones (f32 models).
     #[arg(long)]
     pub fast: bool,
+    /// Write raw output bits (integers for q15/w8a16, `f32` bit patterns for float models)
+    /// instead of real values: what the firmware is held to, bit for bit.
+    #[arg(long)]
+    pub raw: bool,
 }
 
 /// `clap` parser for `tanh|relu`.
@@ -40,6 +44,19 @@ pub fn main(args: Args) -> Result<()> {
     let model = AnyModel::load(&args.model, args.nonlinearity, args.fast)?;
     let series = read_sequence_csv(&args.input)?;
     check_width(&args.input, series.channels, model.input_size())?;
+    if args.raw {
+        let bits = model.run_bits(&series);
+        let rows: Vec<String> = bits
+            .iter()
+            .map(|r| {
+                r.iter()
+                    .map(|v| v.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect();
+        return write_text(&args.output, &(rows.join("\n") + "\n"));
+    }
     let outputs = model.run_real(&series);
     write_csv(&args.output, &outputs)
 }
@@ -52,6 +69,11 @@ pub fn write_csv(path: &std::path::Path, rows: &[Vec<f64>]) -> Result<()> {
         text.push_str(&line.join(","));
         text.push('\n');
     }
+    write_text(path, &text)
+}
+
+/// Writes `text` to `path`, creating the parent directory.
+pub fn write_text(path: &std::path::Path, text: &str) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("{}: cannot create directory", dir.display()))?;

@@ -156,14 +156,21 @@ fn load(path: &Path, what: &str) -> Result<Dataset> {
 fn targets(ds: &Dataset, path: &Path, classes: &[String], per_step: bool) -> Result<Targets> {
     let map = |k: usize| -> Result<usize> {
         let name = ds.class_names.get(k).map(String::as_str).unwrap_or("?");
-        classes
-            .iter()
-            .position(|c| c == name)
-            .with_context(|| format!("{}: class `{name}` does not occur in the training data", path.display()))
+        classes.iter().position(|c| c == name).with_context(|| {
+            format!(
+                "{}: class `{name}` does not occur in the training data",
+                path.display()
+            )
+        })
     };
     match (&ds.labels, per_step) {
-        (None, _) => bail!("{}: the data has no labels; training needs class labels", path.display()),
-        (Some(Labels::PerSeries(y)), false) => Ok(Targets::Last(y.iter().map(|&k| map(k)).collect::<Result<_>>()?)),
+        (None, _) => bail!(
+            "{}: the data has no labels; training needs class labels",
+            path.display()
+        ),
+        (Some(Labels::PerSeries(y)), false) => Ok(Targets::Last(
+            y.iter().map(|&k| map(k)).collect::<Result<_>>()?,
+        )),
         (Some(Labels::PerSeries(y)), true) => Ok(Targets::PerStep(
             y.iter()
                 .zip(&ds.series)
@@ -175,14 +182,20 @@ fn targets(ds: &Dataset, path: &Path, classes: &[String], per_step: bool) -> Res
             path.display()
         ),
         (Some(Labels::PerStep(y)), true) => Ok(Targets::PerStep(
-            y.iter().map(|v| v.iter().map(|&k| map(k)).collect::<Result<Vec<_>>>()).collect::<Result<_>>()?,
+            y.iter()
+                .map(|v| v.iter().map(|&k| map(k)).collect::<Result<Vec<_>>>())
+                .collect::<Result<_>>()?,
         )),
     }
 }
 
 fn samples<'a>(ds: &'a Dataset, t: &'a Targets, idx: &[usize]) -> Vec<Sample<'a>> {
     idx.iter()
-        .map(|&i| Sample { xs: &ds.series[i].values, steps: ds.series[i].steps, target: t.target(i) })
+        .map(|&i| Sample {
+            xs: &ds.series[i].values,
+            steps: ds.series[i].steps,
+            target: t.target(i),
+        })
         .collect()
 }
 
@@ -209,7 +222,10 @@ fn check_args(a: &Args) -> Result<()> {
         bail!("--bptt-window must be at least 1");
     }
     if !(a.clip.is_finite() && a.clip >= 0.0) {
-        bail!("--clip must be 0 (off) or a positive number, got {}", a.clip);
+        bail!(
+            "--clip must be 0 (off) or a positive number, got {}",
+            a.clip
+        );
     }
     if a.cell != CellArg::Rnn && a.nonlinearity == NonlinearityArg::Relu {
         bail!("--nonlinearity applies to --cell rnn only");
@@ -277,9 +293,12 @@ pub fn main(args: Args) -> Result<()> {
     };
     let (mean, std) = dataset::channel_stats(&stats_ds);
     drop(stats_ds);
-    train_ds.try_normalize(&mean, &std).context("normalising the training data")?;
+    train_ds
+        .try_normalize(&mean, &std)
+        .context("normalising the training data")?;
     if let Some(d) = &mut test_ds {
-        d.try_normalize(&mean, &std).context("normalising the test data")?;
+        d.try_normalize(&mean, &std)
+            .context("normalising the test data")?;
     }
 
     let train_set = samples(&train_ds, &train_t, &tr_idx);
@@ -301,9 +320,11 @@ pub fn main(args: Args) -> Result<()> {
     let bar = tty.then(|| {
         let pb = ProgressBar::new(args.epochs as u64);
         pb.set_style(
-            ProgressStyle::with_template("{spinner} epoch {pos}/{len} [{bar:30}] {msg} ({elapsed})")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{spinner} epoch {pos}/{len} [{bar:30}] {msg} ({elapsed})",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
         );
         pb
     });
@@ -313,7 +334,11 @@ pub fn main(args: Args) -> Result<()> {
             (Some(l), Some(a)) => format!(", val loss {l:.4} acc {:.1}%", 100.0 * a),
             _ => String::new(),
         };
-        let line = format!("loss {:.4} acc {:.1}%{val}", r.train_loss, 100.0 * r.train_accuracy);
+        let line = format!(
+            "loss {:.4} acc {:.1}%{val}",
+            r.train_loss,
+            100.0 * r.train_accuracy
+        );
         match &bar {
             Some(pb) => {
                 pb.set_position(r.epoch as u64);
@@ -326,7 +351,14 @@ pub fn main(args: Args) -> Result<()> {
             }
         }
     };
-    let outcome = train::train(&cfg, train_ds.channels, classes.len(), &train_set, &val_set, &mut on_epoch)?;
+    let outcome = train::train(
+        &cfg,
+        train_ds.channels,
+        classes.len(),
+        &train_set,
+        &val_set,
+        &mut on_epoch,
+    )?;
     if let Some(pb) = &bar {
         pb.finish_and_clear();
     }
@@ -362,7 +394,8 @@ pub fn main(args: Args) -> Result<()> {
         _ => None,
     };
     if let Some(p) = &args.curves {
-        write_curves(p, &outcome.history, outcome.best_epoch).with_context(|| format!("{}: writing curves", p.display()))?;
+        write_curves(p, &outcome.history, outcome.best_epoch)
+            .with_context(|| format!("{}: writing curves", p.display()))?;
     }
     let summary = Summary {
         train_accuracy: train_acc,
@@ -404,27 +437,58 @@ fn write_curves(path: &Path, history: &[EpochRecord], best_epoch: usize) -> Resu
     let (top, bottom) = root.split_vertically(300);
     let n = history.len().max(2) as f64;
     let series = |f: &dyn Fn(&EpochRecord) -> Option<f64>| -> Vec<(f64, f64)> {
-        history.iter().filter_map(|r| f(r).map(|v| (r.epoch as f64, v))).collect()
+        history
+            .iter()
+            .filter_map(|r| f(r).map(|v| (r.epoch as f64, v)))
+            .collect()
     };
     let train_loss = series(&|r| Some(r.train_loss));
     let val_loss = series(&|r| r.val_loss);
     let train_acc = series(&|r| Some(r.train_accuracy));
     let val_acc = series(&|r| r.val_accuracy);
-    let max_loss = train_loss.iter().chain(&val_loss).map(|p| p.1).filter(|v| v.is_finite()).fold(0.1, f64::max);
+    let max_loss = train_loss
+        .iter()
+        .chain(&val_loss)
+        .map(|p| p.1)
+        .filter(|v| v.is_finite())
+        .fold(0.1, f64::max);
 
-    let charts: [(&DrawingArea<SVGBackend<'_>, _>, &str, f64, [(&str, &Vec<(f64, f64)>, RGBColor); 2]); 2] = [
-        (&top, "loss", max_loss * 1.05, [("train", &train_loss, BLUE), ("validation", &val_loss, RED)]),
-        (&bottom, "accuracy", 1.0, [("train", &train_acc, BLUE), ("validation", &val_acc, RED)]),
+    let charts: [(
+        &DrawingArea<SVGBackend<'_>, _>,
+        &str,
+        f64,
+        [(&str, &Vec<(f64, f64)>, RGBColor); 2],
+    ); 2] = [
+        (
+            &top,
+            "loss",
+            max_loss * 1.05,
+            [("train", &train_loss, BLUE), ("validation", &val_loss, RED)],
+        ),
+        (
+            &bottom,
+            "accuracy",
+            1.0,
+            [("train", &train_acc, BLUE), ("validation", &val_acc, RED)],
+        ),
     ];
     for (area, name, ymax, lines) in charts {
         let mut chart = ChartBuilder::on(area)
-            .caption(format!("{name} (saved epoch {best_epoch})"), ("sans-serif", 18))
+            .caption(
+                format!("{name} (saved epoch {best_epoch})"),
+                ("sans-serif", 18),
+            )
             .margin(10)
             .x_label_area_size(30)
             .y_label_area_size(50)
             .build_cartesian_2d(1f64..n, 0f64..ymax)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        chart.configure_mesh().x_desc("epoch").y_desc(name).draw().map_err(|e| anyhow::anyhow!("{e}"))?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .y_desc(name)
+            .draw()
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         for (label, data, color) in lines {
             if data.is_empty() {
                 continue;
@@ -436,7 +500,10 @@ fn write_curves(path: &Path, history: &[EpochRecord], best_epoch: usize) -> Resu
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
         }
         chart
-            .draw_series(LineSeries::new([(best_epoch as f64, 0.0), (best_epoch as f64, ymax)], BLACK.mix(0.3)))
+            .draw_series(LineSeries::new(
+                [(best_epoch as f64, 0.0), (best_epoch as f64, ymax)],
+                BLACK.mix(0.3),
+            ))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         chart
             .configure_series_labels()

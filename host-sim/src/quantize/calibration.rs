@@ -27,7 +27,11 @@ pub struct TensorStats {
 
 impl Default for TensorStats {
     fn default() -> Self {
-        TensorStats { max_abs: 0.0, count: 0, histogram: vec![0; 128] }
+        TensorStats {
+            max_abs: 0.0,
+            count: 0,
+            histogram: vec![0; 128],
+        }
     }
 }
 
@@ -102,7 +106,16 @@ impl Numeric for Recording {
     /// (layer index, `tanh` produces the hidden state: a tanh RNN).
     type Format = (u16, bool);
 
-    fn preact(bias: f32, w_x: &[f32], _: (), x: &[f32], w_h: &[f32], _: (), h: &[f32], &(layer, _): &(u16, bool)) -> f32 {
+    fn preact(
+        bias: f32,
+        w_x: &[f32],
+        _: (),
+        x: &[f32],
+        w_h: &[f32],
+        _: (),
+        h: &[f32],
+        &(layer, _): &(u16, bool),
+    ) -> f32 {
         let p = bias + dot_f32(w_x, x) + dot_f32(w_h, h);
         with_layer(layer, |s| s.pre.record(p as f64));
         p
@@ -138,7 +151,13 @@ impl Numeric for Recording {
         h
     }
 
-    fn lstm_cell(forget: f32, c: f32, input: f32, candidate: f32, &(layer, _): &(u16, bool)) -> f32 {
+    fn lstm_cell(
+        forget: f32,
+        c: f32,
+        input: f32,
+        candidate: f32,
+        &(layer, _): &(u16, bool),
+    ) -> f32 {
         let c = forget * c + input * candidate;
         with_layer(layer, |s| s.cell.record(c as f64));
         c

@@ -115,13 +115,23 @@ struct LayerFormatJson {
 
 impl From<QFormat> for LayerFormatJson {
     fn from(f: QFormat) -> Self {
-        LayerFormatJson { x_frac: f.x_frac, h_frac: f.h_frac, pre_frac: f.pre_frac, c_frac: f.c_frac }
+        LayerFormatJson {
+            x_frac: f.x_frac,
+            h_frac: f.h_frac,
+            pre_frac: f.pre_frac,
+            c_frac: f.c_frac,
+        }
     }
 }
 
 impl From<LayerFormatJson> for QFormat {
     fn from(f: LayerFormatJson) -> Self {
-        QFormat { x_frac: f.x_frac, h_frac: f.h_frac, pre_frac: f.pre_frac, c_frac: f.c_frac }
+        QFormat {
+            x_frac: f.x_frac,
+            h_frac: f.h_frac,
+            pre_frac: f.pre_frac,
+            c_frac: f.c_frac,
+        }
     }
 }
 
@@ -135,8 +145,12 @@ fn key(prefix: &str, leaf: &str) -> String {
 
 /// Is this safetensors file a quantised `tinyrnn` model?
 pub fn is_quantized(bytes: &[u8]) -> Result<bool> {
-    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| anyhow!("not a safetensors file ({e})"))?;
-    Ok(header.metadata().as_ref().is_some_and(|m| m.contains_key(NUMERIC_KEY)))
+    let (_, header) =
+        SafeTensors::read_metadata(bytes).map_err(|e| anyhow!("not a safetensors file ({e})"))?;
+    Ok(header
+        .metadata()
+        .as_ref()
+        .is_some_and(|m| m.contains_key(NUMERIC_KEY)))
 }
 
 impl QuantModel {
@@ -159,24 +173,73 @@ impl QuantModel {
         let p = &self.prefix;
         for (k, l) in self.layers.iter().enumerate() {
             let rows = g * l.hidden_size;
-            owned.push((key(p, &format!("weight_ih_l{k}")), wdtype, vec![rows, l.input_size], weight_bytes(&l.w_ih)));
-            owned.push((key(p, &format!("weight_hh_l{k}")), wdtype, vec![rows, l.hidden_size], weight_bytes(&l.w_hh)));
-            owned.push((key(p, &format!("weight_ih_l{k}_frac")), Dtype::I8, vec![rows], i8_bytes(&l.frac_ih)));
-            owned.push((key(p, &format!("weight_hh_l{k}_frac")), Dtype::I8, vec![rows], i8_bytes(&l.frac_hh)));
-            owned.push((key(p, &format!("bias_l{k}")), Dtype::I32, vec![rows], i32_bytes(&l.bias)));
+            owned.push((
+                key(p, &format!("weight_ih_l{k}")),
+                wdtype,
+                vec![rows, l.input_size],
+                weight_bytes(&l.w_ih),
+            ));
+            owned.push((
+                key(p, &format!("weight_hh_l{k}")),
+                wdtype,
+                vec![rows, l.hidden_size],
+                weight_bytes(&l.w_hh),
+            ));
+            owned.push((
+                key(p, &format!("weight_ih_l{k}_frac")),
+                Dtype::I8,
+                vec![rows],
+                i8_bytes(&l.frac_ih),
+            ));
+            owned.push((
+                key(p, &format!("weight_hh_l{k}_frac")),
+                Dtype::I8,
+                vec![rows],
+                i8_bytes(&l.frac_hh),
+            ));
+            owned.push((
+                key(p, &format!("bias_l{k}")),
+                Dtype::I32,
+                vec![rows],
+                i32_bytes(&l.bias),
+            ));
             if self.cell == CellKind::Gru {
-                owned.push((key(p, &format!("bias_hn_l{k}")), Dtype::I32, vec![l.hidden_size], i32_bytes(&l.bias_hn)));
+                owned.push((
+                    key(p, &format!("bias_hn_l{k}")),
+                    Dtype::I32,
+                    vec![l.hidden_size],
+                    i32_bytes(&l.bias_hn),
+                ));
             }
         }
         if let Some(h) = &self.head {
             let d = &self.head_prefix;
-            owned.push((key(d, "weight"), wdtype, vec![h.output_size, h.input_size], weight_bytes(&h.weight)));
-            owned.push((key(d, "weight_frac"), Dtype::I8, vec![h.output_size], i8_bytes(&h.frac)));
-            owned.push((key(d, "bias"), Dtype::I32, vec![h.output_size], i32_bytes(&h.bias)));
+            owned.push((
+                key(d, "weight"),
+                wdtype,
+                vec![h.output_size, h.input_size],
+                weight_bytes(&h.weight),
+            ));
+            owned.push((
+                key(d, "weight_frac"),
+                Dtype::I8,
+                vec![h.output_size],
+                i8_bytes(&h.frac),
+            ));
+            owned.push((
+                key(d, "bias"),
+                Dtype::I32,
+                vec![h.output_size],
+                i32_bytes(&h.bias),
+            ));
         }
         let views: Vec<(String, TensorView<'_>)> = owned
             .iter()
-            .map(|(n, dt, shape, data)| TensorView::new(*dt, shape.clone(), data).map(|v| (n.clone(), v)).map_err(|e| anyhow!("tensor {n}: {e}")))
+            .map(|(n, dt, shape, data)| {
+                TensorView::new(*dt, shape.clone(), data)
+                    .map(|v| (n.clone(), v))
+                    .map_err(|e| anyhow!("tensor {n}: {e}"))
+            })
             .collect::<Result<_>>()?;
         let mut meta: HashMap<String, String> = self.meta.extra.clone().into_iter().collect();
         meta.insert(NUMERIC_KEY.into(), self.kind.name().into());
@@ -185,7 +248,10 @@ impl QuantModel {
             meta.insert(meta_keys::NONLINEARITY.into(), n.name().into());
         }
         if !self.meta.class_names.is_empty() {
-            meta.insert(meta_keys::CLASS_NAMES.into(), serde_json::to_string(&self.meta.class_names)?);
+            meta.insert(
+                meta_keys::CLASS_NAMES.into(),
+                serde_json::to_string(&self.meta.class_names)?,
+            );
         }
         let formats = FormatsJson {
             input_frac: self.input_frac,
@@ -199,59 +265,104 @@ impl QuantModel {
 
     /// Writes the file.
     pub fn save(&self, path: &Path) -> Result<()> {
-        std::fs::write(path, self.to_bytes()?).with_context(|| format!("{}: cannot write file", path.display()))
+        std::fs::write(path, self.to_bytes()?)
+            .with_context(|| format!("{}: cannot write file", path.display()))
     }
 
     /// Reads a quantised file.
     pub fn load(path: &Path) -> Result<QuantModel> {
-        let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read file", path.display()))?;
+        let bytes =
+            std::fs::read(path).with_context(|| format!("{}: cannot read file", path.display()))?;
         Self::from_bytes(&bytes).map_err(|e| anyhow!("{}: {e:#}", path.display()))
     }
 
     /// Parses a quantised file's bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<QuantModel> {
-        let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| anyhow!("not a safetensors file ({e})"))?;
-        let tensors = SafeTensors::deserialize(bytes).map_err(|e| anyhow!("not a safetensors file ({e})"))?;
-        let mut meta: std::collections::BTreeMap<String, String> = header.metadata().clone().unwrap_or_default().into_iter().collect();
-        let numeric = meta.remove(NUMERIC_KEY).ok_or_else(|| anyhow!("metadata `{NUMERIC_KEY}` is missing"))?;
-        let kind = QuantKind::parse(&numeric).ok_or_else(|| anyhow!("metadata `{NUMERIC_KEY}` is `{numeric}`; expected q15 or w8a16"))?;
+        let (_, header) = SafeTensors::read_metadata(bytes)
+            .map_err(|e| anyhow!("not a safetensors file ({e})"))?;
+        let tensors =
+            SafeTensors::deserialize(bytes).map_err(|e| anyhow!("not a safetensors file ({e})"))?;
+        let mut meta: std::collections::BTreeMap<String, String> = header
+            .metadata()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        let numeric = meta
+            .remove(NUMERIC_KEY)
+            .ok_or_else(|| anyhow!("metadata `{NUMERIC_KEY}` is missing"))?;
+        let kind = QuantKind::parse(&numeric).ok_or_else(|| {
+            anyhow!("metadata `{NUMERIC_KEY}` is `{numeric}`; expected q15 or w8a16")
+        })?;
         let nonlin = match meta.remove(meta_keys::NONLINEARITY) {
-            Some(s) => Nonlinearity::parse(&s).ok_or_else(|| anyhow!("metadata `{}` is `{s}`", meta_keys::NONLINEARITY))?,
+            Some(s) => Nonlinearity::parse(&s)
+                .ok_or_else(|| anyhow!("metadata `{}` is `{s}`", meta_keys::NONLINEARITY))?,
             None => Nonlinearity::Tanh,
         };
-        let cell_name = meta.remove(meta_keys::CELL).ok_or_else(|| anyhow!("metadata `{}` is missing", meta_keys::CELL))?;
-        let cell = CellKind::parse(&cell_name, nonlin).ok_or_else(|| anyhow!("metadata `{}` is `{cell_name}`", meta_keys::CELL))?;
-        let formats_text = meta.remove(FORMATS_KEY).ok_or_else(|| anyhow!("metadata `{FORMATS_KEY}` is missing"))?;
-        let formats: FormatsJson = serde_json::from_str(&formats_text).map_err(|e| anyhow!("metadata `{FORMATS_KEY}`: {e}"))?;
+        let cell_name = meta
+            .remove(meta_keys::CELL)
+            .ok_or_else(|| anyhow!("metadata `{}` is missing", meta_keys::CELL))?;
+        let cell = CellKind::parse(&cell_name, nonlin)
+            .ok_or_else(|| anyhow!("metadata `{}` is `{cell_name}`", meta_keys::CELL))?;
+        let formats_text = meta
+            .remove(FORMATS_KEY)
+            .ok_or_else(|| anyhow!("metadata `{FORMATS_KEY}` is missing"))?;
+        let formats: FormatsJson = serde_json::from_str(&formats_text)
+            .map_err(|e| anyhow!("metadata `{FORMATS_KEY}`: {e}"))?;
         let class_names = match meta.remove(meta_keys::CLASS_NAMES) {
-            Some(s) => serde_json::from_str(&s).map_err(|e| anyhow!("metadata `{}`: {e}", meta_keys::CLASS_NAMES))?,
+            Some(s) => serde_json::from_str(&s)
+                .map_err(|e| anyhow!("metadata `{}`: {e}", meta_keys::CLASS_NAMES))?,
             None => Vec::new(),
         };
         if meta.contains_key(meta_keys::NORMALIZATION) {
-            bail!("a quantised model must not carry `{}` (it is folded into the weights)", meta_keys::NORMALIZATION);
+            bail!(
+                "a quantised model must not carry `{}` (it is folded into the weights)",
+                meta_keys::NORMALIZATION
+            );
         }
 
         // Find the prefix from `*.weight_ih_l0`.
         let names: Vec<String> = tensors.names().into_iter().map(|s| s.to_string()).collect();
-        let l0 = names.iter().find(|n| n.ends_with("weight_ih_l0")).ok_or_else(|| anyhow!("no `weight_ih_l0` tensor"))?;
-        let prefix = l0.strip_suffix("weight_ih_l0").unwrap_or("").trim_end_matches('.').to_string();
+        let l0 = names
+            .iter()
+            .find(|n| n.ends_with("weight_ih_l0"))
+            .ok_or_else(|| anyhow!("no `weight_ih_l0` tensor"))?;
+        let prefix = l0
+            .strip_suffix("weight_ih_l0")
+            .unwrap_or("")
+            .trim_end_matches('.')
+            .to_string();
         let wdtype = match kind {
             QuantKind::Q15 => Dtype::I16,
             QuantKind::W8a16 => Dtype::I8,
         };
         let read = |name: &str, dtype: Dtype, shape: &[usize]| -> Result<Vec<i64>> {
-            let t = tensors.tensor(name).map_err(|_| anyhow!("missing tensor `{name}`"))?;
+            let t = tensors
+                .tensor(name)
+                .map_err(|_| anyhow!("missing tensor `{name}`"))?;
             if t.dtype() != dtype {
-                bail!("tensor `{name}` has dtype {:?}; expected {dtype:?}", t.dtype());
+                bail!(
+                    "tensor `{name}` has dtype {:?}; expected {dtype:?}",
+                    t.dtype()
+                );
             }
             if t.shape() != shape {
-                bail!("tensor `{name}` has shape {:?}; expected {shape:?}", t.shape());
+                bail!(
+                    "tensor `{name}` has shape {:?}; expected {shape:?}",
+                    t.shape()
+                );
             }
             let d = t.data();
             Ok(match dtype {
                 Dtype::I8 => d.iter().map(|&b| b as i8 as i64).collect(),
-                Dtype::I16 => d.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]]) as i64).collect(),
-                _ => d.chunks_exact(4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64).collect(),
+                Dtype::I16 => d
+                    .chunks_exact(2)
+                    .map(|b| i16::from_le_bytes([b[0], b[1]]) as i64)
+                    .collect(),
+                _ => d
+                    .chunks_exact(4)
+                    .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64)
+                    .collect(),
             })
         };
         let as_i16 = |v: Vec<i64>| v.into_iter().map(|x| x as i16).collect::<Vec<_>>();
@@ -261,7 +372,12 @@ impl QuantModel {
         let mut layers = Vec::new();
         for (k, lf) in formats.layers.iter().enumerate() {
             let wih = key(&prefix, &format!("weight_ih_l{k}"));
-            let t = tensors.tensor(&wih).map_err(|_| anyhow!("missing tensor `{wih}` (formats list {} layers)", formats.layers.len()))?;
+            let t = tensors.tensor(&wih).map_err(|_| {
+                anyhow!(
+                    "missing tensor `{wih}` (formats list {} layers)",
+                    formats.layers.len()
+                )
+            })?;
             let shape = t.shape().to_vec();
             if shape.len() != 2 || shape[0] % g != 0 || shape[0] == 0 {
                 bail!("tensor `{wih}` has shape {shape:?}; expected [{g}·hidden, inputs]");
@@ -269,17 +385,39 @@ impl QuantModel {
             let (hidden, input) = (shape[0] / g, shape[1]);
             let rows = g * hidden;
             let format: QFormat = (*lf).into();
-            format.validate().map_err(|e| anyhow!("metadata `{FORMATS_KEY}` layer {k}: {e}"))?;
+            format
+                .validate()
+                .map_err(|e| anyhow!("metadata `{FORMATS_KEY}` layer {k}: {e}"))?;
             layers.push(QuantLayer {
                 input_size: input,
                 hidden_size: hidden,
                 w_ih: as_i16(read(&wih, wdtype, &[rows, input])?),
-                w_hh: as_i16(read(&key(&prefix, &format!("weight_hh_l{k}")), wdtype, &[rows, hidden])?),
-                frac_ih: as_i8(read(&key(&prefix, &format!("weight_ih_l{k}_frac")), Dtype::I8, &[rows])?),
-                frac_hh: as_i8(read(&key(&prefix, &format!("weight_hh_l{k}_frac")), Dtype::I8, &[rows])?),
-                bias: as_i32(read(&key(&prefix, &format!("bias_l{k}")), Dtype::I32, &[rows])?),
+                w_hh: as_i16(read(
+                    &key(&prefix, &format!("weight_hh_l{k}")),
+                    wdtype,
+                    &[rows, hidden],
+                )?),
+                frac_ih: as_i8(read(
+                    &key(&prefix, &format!("weight_ih_l{k}_frac")),
+                    Dtype::I8,
+                    &[rows],
+                )?),
+                frac_hh: as_i8(read(
+                    &key(&prefix, &format!("weight_hh_l{k}_frac")),
+                    Dtype::I8,
+                    &[rows],
+                )?),
+                bias: as_i32(read(
+                    &key(&prefix, &format!("bias_l{k}")),
+                    Dtype::I32,
+                    &[rows],
+                )?),
                 bias_hn: if cell == CellKind::Gru {
-                    as_i32(read(&key(&prefix, &format!("bias_hn_l{k}")), Dtype::I32, &[hidden])?)
+                    as_i32(read(
+                        &key(&prefix, &format!("bias_hn_l{k}")),
+                        Dtype::I32,
+                        &[hidden],
+                    )?)
                 } else {
                     Vec::new()
                 },
@@ -289,14 +427,29 @@ impl QuantModel {
         if layers.is_empty() {
             bail!("metadata `{FORMATS_KEY}` lists no layers");
         }
-        if names.iter().any(|n| n.ends_with(&format!("weight_ih_l{}", layers.len()))) {
-            bail!("the file has more layers than metadata `{FORMATS_KEY}` lists ({})", layers.len());
+        if names
+            .iter()
+            .any(|n| n.ends_with(&format!("weight_ih_l{}", layers.len())))
+        {
+            bail!(
+                "the file has more layers than metadata `{FORMATS_KEY}` lists ({})",
+                layers.len()
+            );
         }
-        let head_weight = names.iter().find(|n| n.as_str() == "weight" || n.ends_with(".weight")).cloned();
+        let head_weight = names
+            .iter()
+            .find(|n| n.as_str() == "weight" || n.ends_with(".weight"))
+            .cloned();
         let (head, head_prefix) = match (head_weight, formats.head) {
             (Some(w), Some(hf)) => {
-                let hp = w.strip_suffix("weight").unwrap_or("").trim_end_matches('.').to_string();
-                let t = tensors.tensor(&w).map_err(|e| anyhow!("tensor `{w}`: {e}"))?;
+                let hp = w
+                    .strip_suffix("weight")
+                    .unwrap_or("")
+                    .trim_end_matches('.')
+                    .to_string();
+                let t = tensors
+                    .tensor(&w)
+                    .map_err(|e| anyhow!("tensor `{w}`: {e}"))?;
                 let shape = t.shape().to_vec();
                 let last_h = layers.last().map_or(0, |l: &QuantLayer| l.hidden_size);
                 if shape.len() != 2 || shape[1] != last_h {
@@ -317,16 +470,26 @@ impl QuantModel {
                 )
             }
             (None, None) => (None, String::new()),
-            (Some(w), None) => bail!("tensor `{w}` present but metadata `{FORMATS_KEY}` has no head format"),
-            (None, Some(_)) => bail!("metadata `{FORMATS_KEY}` has a head format but the file has no head weight"),
+            (Some(w), None) => {
+                bail!("tensor `{w}` present but metadata `{FORMATS_KEY}` has no head format")
+            }
+            (None, Some(_)) => {
+                bail!("metadata `{FORMATS_KEY}` has a head format but the file has no head weight")
+            }
         };
         for (i, l) in layers.iter().enumerate().skip(1) {
-            if l.format.x_frac != layers[i - 1].format.h_frac || l.input_size != layers[i - 1].hidden_size {
+            if l.format.x_frac != layers[i - 1].format.h_frac
+                || l.input_size != layers[i - 1].hidden_size
+            {
                 bail!("metadata `{FORMATS_KEY}`: layer {i}'s x_frac/input must equal layer {}'s h_frac/hidden", i - 1);
             }
         }
         if layers[0].format.x_frac != formats.input_frac {
-            bail!("metadata `{FORMATS_KEY}`: input_frac ({}) differs from layer 0's x_frac ({})", formats.input_frac, layers[0].format.x_frac);
+            bail!(
+                "metadata `{FORMATS_KEY}`: input_frac ({}) differs from layer 0's x_frac ({})",
+                formats.input_frac,
+                layers[0].format.x_frac
+            );
         }
         Ok(QuantModel {
             kind,
@@ -337,7 +500,11 @@ impl QuantModel {
             output_frac: formats.output_frac,
             prefix,
             head_prefix,
-            meta: ModelMeta { class_names, normalization: None, extra: meta },
+            meta: ModelMeta {
+                class_names,
+                normalization: None,
+                extra: meta,
+            },
         })
     }
 }

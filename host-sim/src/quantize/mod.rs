@@ -116,7 +116,12 @@ pub fn quantize_value(v: f32, frac: i8, limit: i64) -> i64 {
 }
 
 /// Quantises a gate-major matrix (`rows × cols`); returns values and per-row fracs.
-fn quantize_matrix(w: &[f32], rows: usize, cols: usize, opts: &QuantOptions) -> (Vec<i16>, Vec<i8>) {
+fn quantize_matrix(
+    w: &[f32],
+    rows: usize,
+    cols: usize,
+    opts: &QuantOptions,
+) -> (Vec<i16>, Vec<i8>) {
     let limit = opts.kind.weight_max();
     let tensor_max = w.iter().fold(0f64, |m, v| m.max(v.abs() as f64));
     let mut values = Vec::with_capacity(w.len());
@@ -129,7 +134,10 @@ fn quantize_matrix(w: &[f32], rows: usize, cols: usize, opts: &QuantOptions) -> 
         };
         let frac = weight_frac(max, limit);
         fracs.push(frac);
-        values.extend(row.iter().map(|&v| quantize_value(v, frac, limit as i64) as i16));
+        values.extend(
+            row.iter()
+                .map(|&v| quantize_value(v, frac, limit as i64) as i16),
+        );
     }
     (values, fracs)
 }
@@ -151,9 +159,15 @@ pub fn calibrate(model: &FloatModel, data: &Dataset) -> Result<Calibration> {
         bail!("the calibration set is empty");
     }
     if data.channels != model.input_size() {
-        bail!("the calibration data has {} channels but the model expects {} inputs", data.channels, model.input_size());
+        bail!(
+            "the calibration data has {} channels but the model expects {} inputs",
+            data.channels,
+            model.input_size()
+        );
     }
-    let recording = RuntimeModel::<Recording>::from_float_with(model, |k| (k as u16, model.kind == CellKind::Rnn(Nonlinearity::Tanh)))?;
+    let recording = RuntimeModel::<Recording>::from_float_with(model, |k| {
+        (k as u16, model.kind == CellKind::Rnn(Nonlinearity::Tanh))
+    })?;
     let mut input = TensorStats::default();
     let mut steps = 0;
     calibration::take_stats();
@@ -167,12 +181,23 @@ pub fn calibrate(model: &FloatModel, data: &Dataset) -> Result<Calibration> {
         recording.run_real(s.rows());
     }
     let mut layers = calibration::take_stats();
-    layers.resize(model.layers.len() + usize::from(model.head.is_some()), LayerStats::default());
-    Ok(Calibration { input, layers, steps })
+    layers.resize(
+        model.layers.len() + usize::from(model.head.is_some()),
+        LayerStats::default(),
+    );
+    Ok(Calibration {
+        input,
+        layers,
+        steps,
+    })
 }
 
 /// Chooses formats from `calibration` and quantises `model` (already normalisation-folded).
-pub fn quantize(model: &FloatModel, calibration: &Calibration, opts: &QuantOptions) -> Result<QuantModel> {
+pub fn quantize(
+    model: &FloatModel,
+    calibration: &Calibration,
+    opts: &QuantOptions,
+) -> Result<QuantModel> {
     if model.meta.normalization.is_some() {
         bail!("internal: fold the normalisation before quantising");
     }
@@ -190,32 +215,70 @@ pub fn quantize(model: &FloatModel, calibration: &Calibration, opts: &QuantOptio
             x_frac,
             h_frac,
             pre_frac: pre_frac(st.pre.max_abs, opts.headroom),
-            c_frac: if model.kind == CellKind::Lstm { act_frac(st.cell.max_abs, opts.headroom) } else { 0 },
+            c_frac: if model.kind == CellKind::Lstm {
+                act_frac(st.cell.max_abs, opts.headroom)
+            } else {
+                0
+            },
         };
         let rows = gates * l.hidden_size;
         let (w_ih, frac_ih) = quantize_matrix(&l.w_ih, rows, l.input_size, opts);
         let (w_hh, frac_hh) = quantize_matrix(&l.w_hh, rows, l.hidden_size, opts);
         // Biases: folded, but kept gate-major here (the file's layout); b_hn separate for GRU.
-        let (bias_um, bias_hn) = folded_biases(model.kind, l.hidden_size, l.b_ih.as_deref(), l.b_hh.as_deref());
+        let (bias_um, bias_hn) = folded_biases(
+            model.kind,
+            l.hidden_size,
+            l.b_ih.as_deref(),
+            l.b_hh.as_deref(),
+        );
         let mut bias = vec![0i32; rows];
         for j in 0..l.hidden_size {
             for g in 0..gates {
-                bias[g * l.hidden_size + j] = quantize_value(bias_um[j * gates + g], format.pre_frac, i32::MAX as i64) as i32;
+                bias[g * l.hidden_size + j] =
+                    quantize_value(bias_um[j * gates + g], format.pre_frac, i32::MAX as i64) as i32;
             }
         }
-        let bias_hn = bias_hn.iter().map(|&b| quantize_value(b, format.pre_frac, i32::MAX as i64) as i32).collect();
-        layers.push(QuantLayer { input_size: l.input_size, hidden_size: l.hidden_size, w_ih, frac_ih, w_hh, frac_hh, bias, bias_hn, format });
+        let bias_hn = bias_hn
+            .iter()
+            .map(|&b| quantize_value(b, format.pre_frac, i32::MAX as i64) as i32)
+            .collect();
+        layers.push(QuantLayer {
+            input_size: l.input_size,
+            hidden_size: l.hidden_size,
+            w_ih,
+            frac_ih,
+            w_hh,
+            frac_hh,
+            bias,
+            bias_hn,
+            format,
+        });
         x_frac = h_frac;
     }
     let head = model.head.as_ref().map(|h| {
         let st = &calibration.layers[model.layers.len()];
-        let format = QFormat { x_frac, h_frac: 0, pre_frac: pre_frac(st.pre.max_abs, opts.headroom), c_frac: 0 };
+        let format = QFormat {
+            x_frac,
+            h_frac: 0,
+            pre_frac: pre_frac(st.pre.max_abs, opts.headroom),
+            c_frac: 0,
+        };
         let (weight, frac) = quantize_matrix(&h.weight, h.output_size, h.input_size, opts);
         let bias = match &h.bias {
-            Some(b) => b.iter().map(|&v| quantize_value(v, format.pre_frac, i32::MAX as i64) as i32).collect(),
+            Some(b) => b
+                .iter()
+                .map(|&v| quantize_value(v, format.pre_frac, i32::MAX as i64) as i32)
+                .collect(),
             None => vec![0; h.output_size],
         };
-        QuantHead { input_size: h.input_size, output_size: h.output_size, weight, frac, bias, format }
+        QuantHead {
+            input_size: h.input_size,
+            output_size: h.output_size,
+            weight,
+            frac,
+            bias,
+            format,
+        }
     });
     let output_frac = match &head {
         Some(h) => h.format.pre_frac,
@@ -254,7 +317,10 @@ impl QuantWeight for i8 {
 
 fn narrow_all<W: QuantWeight>(what: &str, v: &[i16]) -> Result<Vec<W>> {
     v.iter()
-        .map(|&x| W::narrow(x).ok_or_else(|| anyhow::anyhow!("{what}: value {x} does not fit the weight type")))
+        .map(|&x| {
+            W::narrow(x)
+                .ok_or_else(|| anyhow::anyhow!("{what}: value {x} does not fit the weight type"))
+        })
         .collect()
 }
 
@@ -269,13 +335,21 @@ impl QuantModel {
         let mut layers = Vec::new();
         for (k, l) in self.layers.iter().enumerate() {
             let h = l.hidden_size;
-            l.format.validate().map_err(|e| anyhow::anyhow!("layer {k}: {e}"))?;
+            l.format
+                .validate()
+                .map_err(|e| anyhow::anyhow!("layer {k}: {e}"))?;
             layers.push(LayerStore {
                 kind: self.cell,
                 input_size: l.input_size,
                 hidden_size: h,
-                w_ih: narrow_all(&format!("layer {k} weight_ih"), &unit_major(&l.w_ih, gates, h, l.input_size))?,
-                w_hh: narrow_all(&format!("layer {k} weight_hh"), &unit_major(&l.w_hh, gates, h, h))?,
+                w_ih: narrow_all(
+                    &format!("layer {k} weight_ih"),
+                    &unit_major(&l.w_ih, gates, h, l.input_size),
+                )?,
+                w_hh: narrow_all(
+                    &format!("layer {k} weight_hh"),
+                    &unit_major(&l.w_hh, gates, h, h),
+                )?,
                 bias: unit_major(&l.bias, gates, h, 1),
                 bias_hn: l.bias_hn.clone(),
                 scale_ih: unit_major(&l.frac_ih, gates, h, 1),
@@ -294,7 +368,13 @@ impl QuantModel {
             }),
             None => None,
         };
-        let m = RuntimeModel { layers, head, input_frac: self.input_frac, output_frac: self.output_frac, normalization: None };
+        let m = RuntimeModel {
+            layers,
+            head,
+            input_frac: self.input_frac,
+            output_frac: self.output_frac,
+            normalization: None,
+        };
         m.validate()?;
         Ok(m)
     }
@@ -318,7 +398,9 @@ impl QuantModel {
     }
 }
 
-impl<W: tinyrnn::numeric::fixed_point::FixedWeight> HostNumeric for tinyrnn::numeric::fixed_point::Fixed<W> {
+impl<W: tinyrnn::numeric::fixed_point::FixedWeight> HostNumeric
+    for tinyrnn::numeric::fixed_point::Fixed<W>
+{
     fn encode_act(x: f32, frac: i8) -> i16 {
         quantize_value(x, frac, i16::MAX as i64) as i16
     }

@@ -42,12 +42,31 @@ pub struct QuantReport {
 }
 
 fn act_row(tensor: String, stats: &TensorStats, storage: &'static str, frac: i8) -> TensorRow {
-    let int_bits = if storage == "i32" { 31 - frac as i32 } else { 15 - frac as i32 };
-    TensorRow { tensor, storage, frac: frac.to_string(), max_abs: stats.max_abs, saturated: stats.fraction_at_or_above(int_bits) }
+    let int_bits = if storage == "i32" {
+        31 - frac as i32
+    } else {
+        15 - frac as i32
+    };
+    TensorRow {
+        tensor,
+        storage,
+        frac: frac.to_string(),
+        max_abs: stats.max_abs,
+        saturated: stats.fraction_at_or_above(int_bits),
+    }
 }
 
-fn weight_row(tensor: String, w: &[f32], cols: usize, fracs: &[i8], storage: &'static str, limit: f64) -> TensorRow {
-    let (lo, hi) = fracs.iter().fold((i8::MAX, i8::MIN), |(a, b), &f| (a.min(f), b.max(f)));
+fn weight_row(
+    tensor: String,
+    w: &[f32],
+    cols: usize,
+    fracs: &[i8],
+    storage: &'static str,
+    limit: f64,
+) -> TensorRow {
+    let (lo, hi) = fracs
+        .iter()
+        .fold((i8::MAX, i8::MIN), |(a, b), &f| (a.min(f), b.max(f)));
     let mut saturated = 0usize;
     for (r, row) in w.chunks(cols.max(1)).enumerate() {
         let scale = 2f64.powi(fracs.get(r).copied().unwrap_or(0) as i32);
@@ -62,14 +81,23 @@ fn weight_row(tensor: String, w: &[f32], cols: usize, fracs: &[i8], storage: &'s
     TensorRow {
         tensor,
         storage,
-        frac: if lo == hi { lo.to_string() } else { format!("{lo}..{hi}") },
+        frac: if lo == hi {
+            lo.to_string()
+        } else {
+            format!("{lo}..{hi}")
+        },
         max_abs: w.iter().fold(0f64, |m, v| m.max(v.abs() as f64)),
         saturated: saturated as f64 / w.len().max(1) as f64,
     }
 }
 
 /// Builds the report. `float` is the normalisation-folded `f32` model `q` was made from.
-pub fn build(float: &FloatModel, q: &QuantModel, cal: &Calibration, data: &Dataset) -> anyhow::Result<QuantReport> {
+pub fn build(
+    float: &FloatModel,
+    q: &QuantModel,
+    cal: &Calibration,
+    data: &Dataset,
+) -> anyhow::Result<QuantReport> {
     let wstore = match q.kind {
         super::QuantKind::Q15 => "i16",
         super::QuantKind::W8a16 => "i8",
@@ -77,22 +105,64 @@ pub fn build(float: &FloatModel, q: &QuantModel, cal: &Calibration, data: &Datas
     let limit = q.kind.weight_max() as f64;
     let mut tensors = vec![act_row("input".into(), &cal.input, "i16", q.input_frac)];
     for (k, (fl, ql)) in float.layers.iter().zip(&q.layers).enumerate() {
-        tensors.push(weight_row(format!("layer{k}.w_ih"), &fl.w_ih, fl.input_size, &ql.frac_ih, wstore, limit));
-        tensors.push(weight_row(format!("layer{k}.w_hh"), &fl.w_hh, fl.hidden_size, &ql.frac_hh, wstore, limit));
+        tensors.push(weight_row(
+            format!("layer{k}.w_ih"),
+            &fl.w_ih,
+            fl.input_size,
+            &ql.frac_ih,
+            wstore,
+            limit,
+        ));
+        tensors.push(weight_row(
+            format!("layer{k}.w_hh"),
+            &fl.w_hh,
+            fl.hidden_size,
+            &ql.frac_hh,
+            wstore,
+            limit,
+        ));
         let st = &cal.layers[k];
-        tensors.push(act_row(format!("layer{k}.pre"), &st.pre, "i32", ql.format.pre_frac));
+        tensors.push(act_row(
+            format!("layer{k}.pre"),
+            &st.pre,
+            "i32",
+            ql.format.pre_frac,
+        ));
         if q.cell == CellKind::Lstm {
-            tensors.push(act_row(format!("layer{k}.c"), &st.cell, "i16", ql.format.c_frac));
+            tensors.push(act_row(
+                format!("layer{k}.c"),
+                &st.cell,
+                "i16",
+                ql.format.c_frac,
+            ));
         }
-        tensors.push(act_row(format!("layer{k}.h"), &st.hidden, "i16", ql.format.h_frac));
+        tensors.push(act_row(
+            format!("layer{k}.h"),
+            &st.hidden,
+            "i16",
+            ql.format.h_frac,
+        ));
     }
     if let (Some(fh), Some(qh)) = (&float.head, &q.head) {
-        tensors.push(weight_row("head.weight".into(), &fh.weight, fh.input_size, &qh.frac, wstore, limit));
-        tensors.push(act_row("head.out".into(), &cal.layers[float.layers.len()].pre, "i32", qh.format.pre_frac));
+        tensors.push(weight_row(
+            "head.weight".into(),
+            &fh.weight,
+            fh.input_size,
+            &qh.frac,
+            wstore,
+            limit,
+        ));
+        tensors.push(act_row(
+            "head.out".into(),
+            &cal.layers[float.layers.len()].pre,
+            "i32",
+            qh.format.pre_frac,
+        ));
     }
 
     let reference = RuntimeModel::from_float(float)?;
-    let (mut max_err, mut sum_err, mut n_vals, mut agree, mut n_steps) = (0f64, 0f64, 0usize, 0usize, 0usize);
+    let (mut max_err, mut sum_err, mut n_vals, mut agree, mut n_steps) =
+        (0f64, 0f64, 0usize, 0usize, 0usize);
     let mut compare = |a: &[Vec<f64>], b: &[Vec<f64>]| {
         for (ra, rb) in a.iter().zip(b) {
             for (x, y) in ra.iter().zip(rb) {
@@ -122,7 +192,10 @@ pub fn build(float: &FloatModel, q: &QuantModel, cal: &Calibration, data: &Datas
         tensors,
         max_abs_error: max_err,
         mean_abs_error: sum_err / n_vals.max(1) as f64,
-        argmax_agreement: q.head.as_ref().map(|_| agree as f64 / n_steps.max(1) as f64),
+        argmax_agreement: q
+            .head
+            .as_ref()
+            .map(|_| agree as f64 / n_steps.max(1) as f64),
     })
 }
 
@@ -132,12 +205,32 @@ fn run<N: HostNumeric>(m: &RuntimeModel<N>, s: &crate::dataset::Series) -> Vec<V
 
 impl std::fmt::Display for QuantReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "format {} — calibration: {} timesteps", self.format, self.steps)?;
-        writeln!(f, "{:<16} {:>7} {:>7} {:>12} {:>10}", "tensor", "storage", "frac", "max |v|", "saturated")?;
+        writeln!(
+            f,
+            "format {} — calibration: {} timesteps",
+            self.format, self.steps
+        )?;
+        writeln!(
+            f,
+            "{:<16} {:>7} {:>7} {:>12} {:>10}",
+            "tensor", "storage", "frac", "max |v|", "saturated"
+        )?;
         for t in &self.tensors {
-            writeln!(f, "{:<16} {:>7} {:>7} {:>12.5} {:>9.4}%", t.tensor, t.storage, t.frac, t.max_abs, t.saturated * 100.0)?;
+            writeln!(
+                f,
+                "{:<16} {:>7} {:>7} {:>12.5} {:>9.4}%",
+                t.tensor,
+                t.storage,
+                t.frac,
+                t.max_abs,
+                t.saturated * 100.0
+            )?;
         }
-        writeln!(f, "output error vs f32: max {:.3e}, mean {:.3e}", self.max_abs_error, self.mean_abs_error)?;
+        writeln!(
+            f,
+            "output error vs f32: max {:.3e}, mean {:.3e}",
+            self.max_abs_error, self.mean_abs_error
+        )?;
         if let Some(a) = self.argmax_agreement {
             writeln!(f, "argmax agreement with f32: {:.2}% of steps", a * 100.0)?;
         }

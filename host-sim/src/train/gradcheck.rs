@@ -114,7 +114,10 @@ fn check(kind: CellKind, layers: usize, per_step: bool, window: Option<usize>) {
     let mut worst = 0.0f64;
     for (ti, name) in names.iter().enumerate() {
         // A check of all-zero gradients would prove nothing.
-        assert!(analytic[ti].iter().any(|v| v.abs() > 1e-6), "{kind:?} {name}: gradient is zero");
+        assert!(
+            analytic[ti].iter().any(|v| v.abs() > 1e-6),
+            "{kind:?} {name}: gradient is zero"
+        );
         for i in 0..analytic[ti].len() {
             let mut plus = net.clone();
             plus.tensors_mut()[ti][i] += EPS;
@@ -185,7 +188,10 @@ fn window_longer_than_sequence_is_full_bptt() {
     for s in &seqs {
         net.sequence_grad(&s.xs, s.steps, target(s, true), Some(3), 1.0, &mut c);
     }
-    assert_ne!(a, c, "a window shorter than the sequence must change the gradient");
+    assert_ne!(
+        a, c,
+        "a window shorter than the sequence must change the gradient"
+    );
 }
 
 #[test]
