@@ -193,11 +193,10 @@ impl FloatModel {
         };
         let (rows, cols) = (self.kind.gates() * layer.hidden_size, layer.input_size);
         let mut shift = vec![0f32; rows];
-        for r in 0..rows {
-            for c in 0..cols {
-                let w = &mut layer.w_ih[r * cols + c];
-                *w /= norm.std[c];
-                shift[r] += *w * norm.mean[c];
+        for (row, s) in layer.w_ih.chunks_mut(cols.max(1)).zip(shift.iter_mut()) {
+            for ((w, std), mean) in row.iter_mut().zip(&norm.std).zip(&norm.mean) {
+                *w /= std;
+                *s += *w * mean;
             }
         }
         // The shift belongs to the input-side bias (for a GRU's n gate it must not be scaled by r).
@@ -631,9 +630,7 @@ fn parse_model(
                     n.std.len()
                 );
             }
-            if n.std.iter().chain(&n.mean).any(|v| !v.is_finite())
-                || n.std.iter().any(|v| *v == 0.0)
-            {
+            if n.std.iter().chain(&n.mean).any(|v| !v.is_finite()) || n.std.contains(&0.0) {
                 bail!(
                     "metadata `{}` has a non-finite mean/std or a zero std",
                     meta_keys::NORMALIZATION

@@ -103,7 +103,7 @@ pub fn pre_frac(max: f64, headroom: f64) -> i8 {
 /// The largest `frac` at which `max_abs · 2^frac` still fits `limit` (clamped to `-8..=24`).
 pub fn weight_frac(max_abs: f64, limit: i32) -> i8 {
     if max_abs <= 0.0 {
-        return 24.min(15);
+        return 15;
     }
     let f = (limit as f64 / max_abs).log2().floor() as i32;
     f.clamp(-8, 24) as i8

@@ -223,35 +223,6 @@ pub fn run_expecting(elf: &Path, target: &str, expected: i32, prefix: &str) -> R
     }
 }
 
-/// `cargo xtask qemu --target <triple> <elf>`: run one ELF, exit with the firmware's status.
-pub fn command(args: &[String]) -> Result<()> {
-    let mut target = None;
-    let mut elf = None;
-    let mut i = 0;
-    while i < args.len() {
-        match args[i].as_str() {
-            "--target" => target = Some(crate::flag_value(args, &mut i)?),
-            arg if !arg.starts_with('-') && elf.is_none() => elf = Some(arg.to_owned()),
-            other => bail!(
-                "unexpected argument `{other}` (usage: cargo xtask qemu --target <triple> <elf>)"
-            ),
-        }
-        i += 1;
-    }
-    let target = target.context("`cargo xtask qemu` needs --target <triple>")?;
-    let elf = elf.context("`cargo xtask qemu` needs the path of an ELF file")?;
-    let timeout = timeout()?;
-    let run = run_in_qemu(Path::new(&elf), &target, timeout, "")?;
-    if run.timed_out {
-        bail!("timed out after {} s (QEMU killed)", timeout.as_secs());
-    }
-    match run.exit_code {
-        Some(0) => Ok(()),
-        Some(code) => std::process::exit(code),
-        None => bail!("QEMU was killed by a signal"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
