@@ -48,3 +48,8 @@ pub use model::{argmax, Model, ModelState, Recurrent, Stack, StackState};
 pub use numeric::fixed_point::{QFormat, Q15, W8A16};
 pub use numeric::float::{F32Fast, F32};
 pub use numeric::Numeric;
+
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
