@@ -4,20 +4,22 @@
 //! Every property prints the largest error it saw (`cargo test --test fixed_point_props --
 //! --nocapture`). The bounds asserted here:
 //!
+//! Errors are `result - exact`; round half up puts each rounding's error in (-½, +½] LSB.
+//!
 //! | function | bound (vs the exact value of the same raw integers) |
 //! |---|---|
 //! | `dot_i16`, `dot_i8` | exact |
 //! | `round_shift` | exact round half up (`shift > 0`), exact or saturated (`shift ≤ 0`) |
 //! | `sat_i16`, `sat_i32` | exact clamp |
-//! | `preact` (`Q15`, `W8A16`) | ≤ 1 LSB of `pre_frac` (0 when no shift is positive), else saturated |
+//! | `preact` (`Q15`, `W8A16`) | in (-1, +1] LSB of `pre_frac` (0 when no shift is positive), else saturated |
 //! | `sigmoid` | ≤ 4.5e-5, in `[0, 32767]`, monotone |
 //! | `tanh` (`h_frac` = 15) | ≤ 6e-5, in `[-32767, 32767]`, monotone, odd |
 //! | `tanh` (`h_frac` < 15) | ≤ 6e-5 + ½ LSB of `h_frac` |
-//! | `relu` | ≤ ½ LSB of `h_frac`, else saturated at `i16::MAX` |
-//! | `lstm_cell` | ≤ 1 LSB of `c_frac` (two roundings of ½), else saturated |
+//! | `relu` | in (-½, +½] LSB of `h_frac`, else saturated at `i16::MAX` |
+//! | `lstm_cell` | in (-1, +1] LSB of `c_frac` (two roundings), else saturated |
 //! | `lstm_hidden` | ≤ 6e-5 + 2^-16 (tanh error, then ½ LSB of Q15), clamped to Q15 |
-//! | `gru_candidate` | ≤ ½ LSB of `pre_frac`, else saturated |
-//! | `gru_hidden` | ≤ ½ LSB of Q15, else saturated |
+//! | `gru_candidate` | in (-½, +½] LSB of `pre_frac`, else saturated |
+//! | `gru_hidden` | in (-½, +½] LSB of Q15, else saturated |
 
 use std::cell::Cell;
 
@@ -62,9 +64,9 @@ fn i16s() -> impl Strategy<Value = i16> + Clone {
         6 => any::<i16>(),
         1 => Just(i16::MIN),
         1 => Just(i16::MAX),
-        1 => (i16::MIN..i16::MIN + 4),
-        1 => (i16::MAX - 4..=i16::MAX),
-        1 => (-4i16..=4),
+        1 => i16::MIN..i16::MIN + 4,
+        1 => i16::MAX - 4..=i16::MAX,
+        1 => -4i16..=4,
     ]
 }
 
@@ -73,7 +75,7 @@ fn i8s() -> impl Strategy<Value = i8> + Clone {
         6 => any::<i8>(),
         1 => Just(i8::MIN),
         1 => Just(i8::MAX),
-        1 => (-2i8..=2),
+        1 => -2i8..=2,
     ]
 }
 
@@ -82,8 +84,8 @@ fn i32s() -> impl Strategy<Value = i32> {
         6 => any::<i32>(),
         1 => Just(i32::MIN),
         1 => Just(i32::MAX),
-        2 => (-(1i32 << 20)..(1 << 20)),
-        1 => (-64i32..=64),
+        2 => -(1i32 << 20)..(1 << 20),
+        1 => -64i32..=64,
     ]
 }
 
@@ -92,10 +94,10 @@ fn i64s() -> impl Strategy<Value = i64> {
         6 => any::<i64>(),
         1 => Just(i64::MIN),
         1 => Just(i64::MAX),
-        1 => (i64::MIN..i64::MIN + (1 << 42)),
-        1 => (i64::MAX - (1 << 42)..=i64::MAX),
-        2 => (-(1i64 << 40)..(1 << 40)),
-        1 => (-1024i64..=1024),
+        1 => i64::MIN..i64::MIN + (1 << 42),
+        1 => i64::MAX - (1 << 42)..=i64::MAX,
+        2 => -(1i64 << 40)..(1 << 40),
+        1 => -1024i64..=1024,
     ]
 }
 

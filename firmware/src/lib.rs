@@ -16,6 +16,7 @@ use defmt_semihosting as _;
 // The firmware will call into the core crate; linking it now proves it builds for every target.
 use tinyrnn as _;
 
+pub mod harness;
 pub mod icount;
 
 /// Exit status of a firmware run that passed.

@@ -329,6 +329,8 @@ pub fn main(args: Args) -> Result<()> {
         pb
     });
     let every = if args.epochs <= 50 { 1 } else { 10 };
+    // `is_multiple_of` needs Rust 1.87; the workspace's MSRV is 1.85.
+    #[allow(unknown_lints, clippy::manual_is_multiple_of)]
     let mut on_epoch = |r: &EpochRecord| {
         let val = match (r.val_loss, r.val_accuracy) {
             (Some(l), Some(a)) => format!(", val loss {l:.4} acc {:.1}%", 100.0 * a),
@@ -453,12 +455,9 @@ fn write_curves(path: &Path, history: &[EpochRecord], best_epoch: usize) -> Resu
         .filter(|v| v.is_finite())
         .fold(0.1, f64::max);
 
-    let charts: [(
-        &DrawingArea<SVGBackend<'_>, _>,
-        &str,
-        f64,
-        [(&str, &Vec<(f64, f64)>, RGBColor); 2],
-    ); 2] = [
+    // (area, quantity, y maximum, [(label, points, colour); 2])
+    type Lines<'a> = [(&'a str, &'a Vec<(f64, f64)>, RGBColor); 2];
+    let charts: [(&DrawingArea<SVGBackend<'_>, _>, &str, f64, Lines<'_>); 2] = [
         (
             &top,
             "loss",

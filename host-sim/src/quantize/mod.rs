@@ -427,7 +427,7 @@ mod tests {
         assert_eq!(act_frac(0.9, 1.0), 15);
         assert_eq!(act_frac(3.0, 1.25), 13); // 3.75 needs 2 integer bits
         assert_eq!(act_frac(1e9, 1.0), 0);
-        assert_eq!(pre_frac(5.0, 1.25), 27.min(24));
+        assert_eq!(pre_frac(5.0, 1.25), 24); // 30 - 3 = 27, capped at 24
         assert_eq!(weight_frac(0.5, 127), 7); // 0.5 * 2^7 = 64 <= 127, 2^8 would be 128
         assert_eq!(weight_frac(0.49, 127), 8);
         assert_eq!(quantize_value(1.0, 15, 32767), 32767); // saturates, never wraps

@@ -75,7 +75,7 @@ impl LogStream<'_> {
                     let location = match level {
                         Some("warn" | "error") => {
                             self.table.locations.get(&frame.index()).map(|at| {
-                                let file = at.file.strip_prefix(crate::repo_root());
+                                let file = at.file.strip_prefix(super::repo_root());
                                 let file = file.unwrap_or(&at.file);
                                 format!("{}:{}", file.display(), at.line)
                             })

@@ -11,7 +11,7 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 
-use crate::defmt_log::{DefmtTable, LogLine};
+use super::defmt_log::{DefmtTable, LogLine};
 
 /// A firmware target and the QEMU machine that runs it (see `QEMU.md`).
 pub struct Machine {
@@ -57,19 +57,35 @@ pub const MACHINES: &[Machine] = &[
 /// The emulator program for all ARM targets.
 pub const QEMU: &str = "qemu-system-arm";
 
-/// How long a firmware run may take before it is killed and reported as hung, unless
-/// `XTASK_QEMU_TIMEOUT_SECS` says otherwise.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How to install QEMU when it is missing.
+pub const QEMU_INSTALL_HINT: &str = "install it with `sudo apt-get update && sudo apt-get install -y \
+     qemu-system-arm` (Debian/Ubuntu; `cargo xtask qemu-setup` does this when run as root)";
 
-/// The QEMU time-out: `XTASK_QEMU_TIMEOUT_SECS` or [`DEFAULT_TIMEOUT`].
+/// How long a firmware run may take before it is killed and reported as hung, unless
+/// `TINYRNN_QEMU_TIMEOUT_SECS` (or the older `XTASK_QEMU_TIMEOUT_SECS`) says otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The QEMU time-out: `TINYRNN_QEMU_TIMEOUT_SECS`, `XTASK_QEMU_TIMEOUT_SECS` or
+/// [`DEFAULT_TIMEOUT`].
 pub fn timeout() -> Result<Duration> {
-    match std::env::var("XTASK_QEMU_TIMEOUT_SECS") {
-        Ok(secs) => secs
-            .trim()
-            .parse()
-            .map(Duration::from_secs)
-            .with_context(|| format!("XTASK_QEMU_TIMEOUT_SECS=`{secs}` is not a whole number")),
-        Err(_) => Ok(DEFAULT_TIMEOUT),
+    for var in ["TINYRNN_QEMU_TIMEOUT_SECS", "XTASK_QEMU_TIMEOUT_SECS"] {
+        if let Ok(secs) = std::env::var(var) {
+            return secs
+                .trim()
+                .parse()
+                .map(Duration::from_secs)
+                .with_context(|| format!("{var}=`{secs}` is not a whole number"));
+        }
+    }
+    Ok(DEFAULT_TIMEOUT)
+}
+
+/// Fails with the install hint when `qemu-system-arm` is not on PATH.
+pub fn ensure_qemu() -> Result<()> {
+    if super::build::on_path(QEMU) {
+        Ok(())
+    } else {
+        bail!("`{QEMU}` is not on PATH; {QEMU_INSTALL_HINT}")
     }
 }
 
@@ -116,6 +132,11 @@ impl Machine {
         line
     }
 
+    /// Executed instructions for a (64-bit) SysTick tick count.
+    pub fn instructions_u64(&self, ticks: u64) -> f64 {
+        ticks as f64 / self.ticks_per_instruction
+    }
+
     /// Executed instructions for a SysTick tick count.
     pub fn instructions(&self, ticks: u32) -> f64 {
         f64::from(ticks) / self.ticks_per_instruction
@@ -134,23 +155,53 @@ pub struct QemuRun {
     pub elapsed: Duration,
 }
 
+/// Options of one QEMU run.
+#[derive(Clone, Debug)]
+pub struct RunOptions<'a> {
+    /// Kill QEMU after this long.
+    pub timeout: Duration,
+    /// QEMU's working directory: semihosting file names are relative to it.
+    pub cwd: Option<&'a Path>,
+    /// Print each decoded log line as it arrives, after this prefix (`None`: quiet).
+    pub echo: Option<&'a str>,
+}
+
 /// Runs `elf` on `target`'s QEMU machine, printing the decoded log as it arrives (prefixed
 /// with `prefix`). QEMU is killed after `timeout`. QEMU's stderr is passed through.
 pub fn run_in_qemu(elf: &Path, target: &str, timeout: Duration, prefix: &str) -> Result<QemuRun> {
+    run_with(
+        elf,
+        target,
+        &RunOptions {
+            timeout,
+            cwd: None,
+            echo: Some(prefix),
+        },
+    )
+}
+
+/// Runs `elf` on `target`'s QEMU machine with `options`; QEMU's stderr is passed through.
+pub fn run_with(elf: &Path, target: &str, options: &RunOptions<'_>) -> Result<QemuRun> {
     let machine = Machine::for_target(target)?;
+    ensure_qemu()?;
     let bytes = std::fs::read(elf).with_context(|| format!("reading {}", elf.display()))?;
     let table = DefmtTable::from_elf(&bytes).with_context(|| format!("in {}", elf.display()))?;
 
     let mut command = Command::new(QEMU);
     command.args(machine.qemu_args()).arg(elf);
-    println!("$ {} {}", machine.runner_line(), elf.display());
+    if let Some(dir) = options.cwd {
+        command.current_dir(dir);
+    }
+    if options.echo.is_some() {
+        println!("$ {} {}", machine.runner_line(), elf.display());
+    }
     let started = Instant::now();
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .with_context(|| format!("could not start `{QEMU}` (run `cargo xtask qemu-setup`)"))?;
+        .with_context(|| format!("could not start `{QEMU}`; {QEMU_INSTALL_HINT}"))?;
     let mut stdout = child.stdout.take().context("QEMU stdout")?;
 
     thread::scope(|scope| {
@@ -164,13 +215,15 @@ pub fn run_in_qemu(elf: &Path, target: &str, timeout: Duration, prefix: &str) ->
                     return Ok(lines);
                 }
                 for line in stream.feed(&chunk[..n])? {
-                    println!("{prefix}{line}");
+                    if let Some(prefix) = options.echo {
+                        println!("{prefix}{line}");
+                    }
                     lines.push(line);
                 }
             }
         });
 
-        let (status, timed_out) = wait_with_timeout(&mut child, timeout)?;
+        let (status, timed_out) = wait_with_timeout(&mut child, options.timeout)?;
         let lines = reader.join().expect("defmt reader thread panicked")?;
         let exit_code = status.code();
         Ok(QemuRun {
@@ -230,7 +283,8 @@ mod tests {
     /// The `runner` lines in `firmware/.cargo/config.toml` run the same QEMU command as xtask.
     #[test]
     fn firmware_cargo_config_runners_match_the_machine_table() {
-        let config = std::fs::read_to_string(crate::repo_path("firmware/.cargo/config.toml"))
+        let config =
+            std::fs::read_to_string(super::super::firmware_dir().join(".cargo/config.toml"))
             .expect("read firmware/.cargo/config.toml");
         for machine in MACHINES {
             let section = format!("[target.{}]", machine.target);

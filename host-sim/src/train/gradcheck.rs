@@ -118,7 +118,7 @@ fn check(kind: CellKind, layers: usize, per_step: bool, window: Option<usize>) {
             analytic[ti].iter().any(|v| v.abs() > 1e-6),
             "{kind:?} {name}: gradient is zero"
         );
-        for i in 0..analytic[ti].len() {
+        for (i, &a) in analytic[ti].iter().enumerate() {
             let mut plus = net.clone();
             plus.tensors_mut()[ti][i] += EPS;
             let mut minus = net.clone();
@@ -126,7 +126,6 @@ fn check(kind: CellKind, layers: usize, per_step: bool, window: Option<usize>) {
             let numeric = (reference_loss(&plus, &net, &seqs, per_step, window)
                 - reference_loss(&minus, &net, &seqs, per_step, window))
                 / (2.0 * EPS);
-            let a = analytic[ti][i];
             let err = (a - numeric).abs();
             worst = worst.max(err / (1e-7 + 1e-5 * numeric.abs()));
             assert!(

@@ -465,7 +465,8 @@ impl<T: Real> Network<T> {
                 }
             }
         }
-        let cut = move |t: usize| window.is_some_and(|k| (steps - t) % k.max(1) == 0);
+        // Windows are aligned to the end: step t starts one iff steps - t is a multiple of K.
+        let cut = move |t: usize| window.is_some_and(|k| t % k.max(1) == steps % k.max(1));
         for k in (0..n_layers).rev() {
             let p = &self.layers[k];
             let s0 = vec![T::zero(); self.state_len(k)];
