@@ -4,12 +4,31 @@
 //! functions zip their operands: extra elements of the longer slice are ignored, which keeps the
 //! loops free of bounds checks and panics.
 
-/// `Σ w[k] · x[k]` in `f32`, summed left to right.
+/// Independent partial sums in [`dot_f32`]: enough to hide the add latency and to fill two
+/// 4-lane SIMD registers on the host.
+const F32_LANES: usize = 8;
+
+/// `Σ w[k] · x[k]` in `f32`.
 ///
-/// The order is fixed (no reassociation), so host and targets produce identical bits.
+/// Element `k` goes to partial sum `k mod 8`; the partial sums are added pairwise in a fixed
+/// order at the end. The order is part of the definition (no reassociation by the compiler), so
+/// host and targets produce identical bits, and the independent sums let the host vectorise.
 #[inline]
 pub fn dot_f32(w: &[f32], x: &[f32]) -> f32 {
-    w.iter().zip(x).fold(0.0, |acc, (w, x)| acc + w * x)
+    let (w_blocks, x_blocks) = (w.chunks_exact(F32_LANES), x.chunks_exact(F32_LANES));
+    let tail = w_blocks
+        .remainder()
+        .iter()
+        .zip(x_blocks.remainder())
+        .fold(0.0, |acc, (w, x)| acc + w * x);
+    let mut lanes = [0f32; F32_LANES];
+    for (w, x) in w_blocks.zip(x_blocks) {
+        for ((lane, w), x) in lanes.iter_mut().zip(w).zip(x) {
+            *lane += w * x;
+        }
+    }
+    let [a, b, c, d, e, f, g, h] = lanes;
+    ((a + e) + (b + f)) + ((c + g) + (d + h)) + tail
 }
 
 /// `Σ w[k] · x[k]` of 16-bit weights and activations, exact in `i64`.

@@ -173,7 +173,8 @@ macro_rules! model_case {
                 core::mem::size_of_val(&$m::MODEL)
             }
             fn golden_bytes(&self) -> usize {
-                core::mem::size_of_val(&$m::GOLDEN_INPUT) + core::mem::size_of_val(&$m::GOLDEN_OUTPUT)
+                core::mem::size_of_val(&$m::GOLDEN_INPUT)
+                    + core::mem::size_of_val(&$m::GOLDEN_OUTPUT)
             }
             fn state_bytes(&self) -> usize {
                 core::mem::size_of::<$m::State>()
@@ -245,8 +246,8 @@ extern "C" {
 #[inline(never)]
 fn stack_used(f: impl FnOnce()) -> Option<usize> {
     let sp = cortex_m::register::msp::read() as usize;
-    // SAFETY: only the address of the linker symbol is taken.
-    let floor = unsafe { core::ptr::addr_of!(_stack_end) } as usize;
+    // Only the address of the linker symbol is taken.
+    let floor = core::ptr::addr_of!(_stack_end) as usize;
     let top = (sp - PAINT_MARGIN) & !3;
     let bottom = top.saturating_sub(PAINT_LIMIT).max(floor);
     let mut addr = bottom;
@@ -346,7 +347,8 @@ pub fn run_cases(cases: &[&dyn Case], options: Options) -> ! {
         let mut mismatch: i32 = -1;
         if options.write_outputs {
             let mut name = [0u8; 32];
-            let mut file = match semihosting::fs::File::create(file_name(&mut name, index, b".out")) {
+            let mut file = match semihosting::fs::File::create(file_name(&mut name, index, b".out"))
+            {
                 Ok(file) => file,
                 Err(_) => {
                     defmt::error!("case {=usize}: cannot create the output file", index);
@@ -357,7 +359,9 @@ pub fn run_cases(cases: &[&dyn Case], options: Options) -> ! {
             case.reset();
             if case.stream() {
                 let mut name = [0u8; 32];
-                let Ok(mut input) = semihosting::fs::File::open(file_name(&mut name, index, b".in")) else {
+                let Ok(mut input) =
+                    semihosting::fs::File::open(file_name(&mut name, index, b".in"))
+                else {
                     defmt::error!("case {=usize}: cannot open the input file", index);
                     all_ok = false;
                     continue;

@@ -27,7 +27,10 @@ static WRAPS: AtomicU32 = AtomicU32::new(0);
 #[exception]
 fn SysTick() {
     // Single core, the handler does not preempt itself: load + store is enough (no CAS on v6-M).
-    WRAPS.store(WRAPS.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+    WRAPS.store(
+        WRAPS.load(Ordering::Relaxed).wrapping_add(1),
+        Ordering::Relaxed,
+    );
 }
 
 /// A free-running SysTick on the core clock whose wraps are counted, used only for measuring.

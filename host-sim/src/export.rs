@@ -136,8 +136,10 @@ fn layer_code(
             nonlinearity_lit(kind)
         ),
     };
+    // Expression position needs the turbofish: `Gru::<…>::from_parts`, not `Gru<…>::from_parts`.
+    let path = format!("tinyrnn::{}::<{numeric}, {input}, {hidden}>", cell_type(kind));
     LayerCode {
-        expr: format!("{ty}::from_parts(\n{args})"),
+        expr: format!("{path}::from_parts(\n{args})"),
         ty,
     }
 }

@@ -5,8 +5,10 @@
 pub mod any_model;
 pub mod cmd;
 pub mod dataset;
+pub mod evaluation;
 pub mod export;
 pub mod model_file;
 pub mod quantize;
 pub mod runtime_model;
+pub mod target;
 pub mod train;

@@ -21,6 +21,12 @@ enum Command {
     Export(cmd::export::Args),
     /// Train an RNN/LSTM/GRU classifier on a labelled dataset (BPTT + Adam).
     Train(cmd::train::Args),
+    /// Evaluate a classifier (f32, q15, w8a16): accuracy, per-class metrics, confusion matrix.
+    Eval(cmd::eval::Args),
+    /// Build the firmware, run models under QEMU and compare every step with the host.
+    Verify(cmd::verify::Args),
+    /// Instructions per step, flash and RAM of RNN/LSTM/GRU models on each target (QEMU).
+    Bench(cmd::bench::Args),
 }
 
 fn main() {
@@ -30,6 +36,9 @@ fn main() {
         Command::Quantize(a) => cmd::quantize::main(a),
         Command::Export(a) => cmd::export::main(a),
         Command::Train(a) => cmd::train::main(a),
+        Command::Eval(a) => cmd::eval::main(a),
+        Command::Verify(a) => cmd::verify::main(a),
+        Command::Bench(a) => cmd::bench::main(a),
     };
     if let Err(e) = result {
         // One line, the whole context chain, no backtrace.

@@ -59,8 +59,4 @@ pub fn output(mut command: Command) -> Result<Output> {
     Ok(output)
 }
 
-/// Whether `program` is found on PATH.
-pub fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
-}
+pub use tinyrnn_sim::target::build::on_path;

@@ -2,14 +2,15 @@
 
 use std::{path::PathBuf, time::Instant};
 
-use anyhow::{bail, Result};
+use std::path::Path;
 
-use crate::{
-    cmd,
+use anyhow::{bail, Context, Result};
+use tinyrnn_sim::target::{
     defmt_log::LogLine,
     qemu::{self, Machine, MACHINES},
-    repo_path,
 };
+
+use crate::{cmd, repo_path};
 
 /// Firmware binaries run by `cargo xtask test`, with the exit status each must give.
 pub const SELF_TESTS: &[(&str, i32)] = &[
@@ -69,7 +70,7 @@ fn report_instruction_counts(machine: &Machine, lines: &[LogLine]) {
         let Some((name, iterations, ticks)) = parse_icount(&line.message) else {
             continue;
         };
-        let instructions = machine.instructions(ticks);
+        let instructions = machine.instructions_u64(ticks);
         println!(
             "   icount {name} on {}: {iterations} iterations = {ticks} ticks / {} = {instructions:.1} \
              instructions ({:.2} per iteration)",
@@ -81,7 +82,7 @@ fn report_instruction_counts(machine: &Machine, lines: &[LogLine]) {
 }
 
 /// Parses `icount <name> n=<iterations> ticks=<ticks>`.
-fn parse_icount(message: &str) -> Option<(&str, u32, u32)> {
+fn parse_icount(message: &str) -> Option<(&str, u32, u64)> {
     let mut words = message.strip_prefix("icount ")?.split_whitespace();
     let name = words.next()?;
     let iterations = words.next()?.strip_prefix("n=")?.parse().ok()?;
@@ -126,6 +127,35 @@ pub fn command(args: &[String]) -> Result<()> {
         build_and_run(target, &chosen)?;
     }
     Ok(())
+}
+
+/// `cargo xtask qemu --target <triple> <elf>`: run one ELF, exit with the firmware's status.
+pub fn qemu_command(args: &[String]) -> Result<()> {
+    let mut target = None;
+    let mut elf = None;
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--target" => target = Some(crate::flag_value(args, &mut i)?),
+            arg if !arg.starts_with('-') && elf.is_none() => elf = Some(arg.to_owned()),
+            other => bail!(
+                "unexpected argument `{other}` (usage: cargo xtask qemu --target <triple> <elf>)"
+            ),
+        }
+        i += 1;
+    }
+    let target = target.context("`cargo xtask qemu` needs --target <triple>")?;
+    let elf = elf.context("`cargo xtask qemu` needs the path of an ELF file")?;
+    let timeout = qemu::timeout()?;
+    let run = qemu::run_in_qemu(Path::new(&elf), &target, timeout, "")?;
+    if run.timed_out {
+        bail!("timed out after {} s (QEMU killed)", timeout.as_secs());
+    }
+    match run.exit_code {
+        Some(0) => Ok(()),
+        Some(code) => std::process::exit(code),
+        None => bail!("QEMU was killed by a signal"),
+    }
 }
 
 #[cfg(test)]

@@ -7,11 +7,10 @@
 //! - `firmware [--target T]... [--bin B]...`: builds firmware and runs it under QEMU.
 //! - `qemu --target T <elf>`: runs one firmware ELF under QEMU, decoding its defmt log.
 
+mod checks;
 mod cmd;
-mod defmt_log;
 mod demo;
 mod firmware;
-mod qemu;
 mod steps;
 mod test;
 mod tools;
@@ -61,7 +60,7 @@ fn run() -> Result<()> {
             tools::ensure_firmware_tools()
         }
         "firmware" => firmware::command(&args),
-        "qemu" => qemu::command(&args),
+        "qemu" => firmware::qemu_command(&args),
         other => bail!("unknown command `{other}`\n\n{USAGE}"),
     }
 }
@@ -75,9 +74,7 @@ fn no_extra_args(args: &[String]) -> Result<()> {
 
 /// The root of the repository (the workspace that contains `xtask/`).
 pub fn repo_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives one level below the repository root")
+    tinyrnn_sim::target::repo_root()
 }
 
 /// `repo_root()/relative`.

@@ -2,7 +2,9 @@
 
 use anyhow::Result;
 
-use crate::{cmd, firmware, qemu::MACHINES, repo_path, repo_root, steps::Step, tools};
+use tinyrnn_sim::target::qemu::MACHINES;
+
+use crate::{checks, cmd, firmware, repo_path, repo_root, steps::Step, tools};
 
 /// Targets the core crate must build for: no FPU (M0) and FPU (M4F).
 const CORE_TARGETS: &[&str] = &["thumbv6m-none-eabi", "thumbv7em-none-eabihf"];
@@ -39,6 +41,26 @@ pub fn steps() -> Vec<Step> {
             name: "firmware",
             about: "firmware self-tests under QEMU on every ARM target",
             run: firmware_self_tests,
+        },
+        Step {
+            name: "verify",
+            about: "tinyrnn verify: PyTorch fixtures × f32/q15/w8a16 on every ARM target",
+            run: checks::verify_fixtures,
+        },
+        Step {
+            name: "verify-corrupt",
+            about: "a corrupted golden vector makes tinyrnn verify fail at that step",
+            run: checks::verify_corrupt,
+        },
+        Step {
+            name: "panic-free",
+            about: "inference firmware links without a panic handler (M0, M4F)",
+            run: checks::panic_free,
+        },
+        Step {
+            name: "integer-only",
+            about: "fixed-point inference on Cortex-M0 links no soft-float routine",
+            run: checks::integer_only,
         },
     ]
 }

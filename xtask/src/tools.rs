@@ -2,7 +2,9 @@
 
 use anyhow::{bail, Result};
 
-use crate::{cmd, qemu::MACHINES, repo_root};
+use tinyrnn_sim::target::qemu::MACHINES;
+
+use crate::{cmd, repo_root};
 
 /// Installs the missing rustup targets (one `rustup target add` for all missing ones) and
 /// `qemu-system-arm` (with apt-get, when we are root and have it).

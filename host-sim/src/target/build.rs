@@ -22,7 +22,12 @@ pub fn ensure_rustup_target(target: &str) -> Result<()> {
         bail!("`rustc` not found on PATH (install Rust with rustup: https://rustup.rs)");
     };
     let sysroot = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
-    if sysroot.join("lib/rustlib").join(target).join("lib").is_dir() {
+    if sysroot
+        .join("lib/rustlib")
+        .join(target)
+        .join("lib")
+        .is_dir()
+    {
         return Ok(());
     }
     bail!(
@@ -51,19 +56,33 @@ pub fn build_bin(
 ) -> Result<Built> {
     ensure_rustup_target(target)?;
     let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    command
-        .current_dir(firmware_dir)
-        .args(["build", "--release", "--target", target, "--bin", bin]);
+    command.current_dir(firmware_dir).args([
+        "build",
+        "--release",
+        "--target",
+        target,
+        "--bin",
+        bin,
+    ]);
     if !features.is_empty() {
         command.args(["--features", &features.join(",")]);
     }
     // Variables cargo sets for build scripts and `cargo run` would leak into the nested build.
-    for var in ["CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS"] {
+    for var in [
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+    ] {
         command.env_remove(var);
     }
     let line = format!(
         "cargo build --release --target {target} --bin {bin}{}",
-        if features.is_empty() { String::new() } else { format!(" --features {}", features.join(",")) }
+        if features.is_empty() {
+            String::new()
+        } else {
+            format!(" --features {}", features.join(","))
+        }
     );
     let started = Instant::now();
     let output = command

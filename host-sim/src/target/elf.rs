@@ -67,10 +67,33 @@ pub fn is_soft_float(name: &str) -> bool {
         return true;
     }
     const GENERIC: &[&str] = &[
-        "__addsf3", "__subsf3", "__mulsf3", "__divsf3", "__adddf3", "__subdf3", "__muldf3",
-        "__divdf3", "__floatsisf", "__floatunsisf", "__floatsidf", "__fixsfsi", "__fixunssfsi",
-        "__fixdfsi", "__extendsfdf2", "__truncdfsf2", "__eqsf2", "__nesf2", "__ltsf2", "__lesf2",
-        "__gtsf2", "__gesf2", "__unordsf2", "__eqdf2", "__ltdf2", "__gtdf2", "__unorddf2",
+        "__addsf3",
+        "__subsf3",
+        "__mulsf3",
+        "__divsf3",
+        "__adddf3",
+        "__subdf3",
+        "__muldf3",
+        "__divdf3",
+        "__floatsisf",
+        "__floatunsisf",
+        "__floatsidf",
+        "__fixsfsi",
+        "__fixunssfsi",
+        "__fixdfsi",
+        "__extendsfdf2",
+        "__truncdfsf2",
+        "__eqsf2",
+        "__nesf2",
+        "__ltsf2",
+        "__lesf2",
+        "__gtsf2",
+        "__gesf2",
+        "__unordsf2",
+        "__eqdf2",
+        "__ltdf2",
+        "__gtdf2",
+        "__unorddf2",
     ];
     GENERIC.contains(&name)
 }

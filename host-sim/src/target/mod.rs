@@ -6,6 +6,7 @@
 //! The firmware is found at `$TINYRNN_FIRMWARE_DIR`, or else at `firmware/` beside this crate
 //! (the source checkout the binary was built from).
 
+pub mod bench;
 pub mod build;
 pub mod cases;
 pub mod defmt_log;

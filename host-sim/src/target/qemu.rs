@@ -58,7 +58,8 @@ pub const MACHINES: &[Machine] = &[
 pub const QEMU: &str = "qemu-system-arm";
 
 /// How to install QEMU when it is missing.
-pub const QEMU_INSTALL_HINT: &str = "install it with `sudo apt-get update && sudo apt-get install -y \
+pub const QEMU_INSTALL_HINT: &str =
+    "install it with `sudo apt-get update && sudo apt-get install -y \
      qemu-system-arm` (Debian/Ubuntu; `cargo xtask qemu-setup` does this when run as root)";
 
 /// How long a firmware run may take before it is killed and reported as hung, unless
@@ -285,7 +286,7 @@ mod tests {
     fn firmware_cargo_config_runners_match_the_machine_table() {
         let config =
             std::fs::read_to_string(super::super::firmware_dir().join(".cargo/config.toml"))
-            .expect("read firmware/.cargo/config.toml");
+                .expect("read firmware/.cargo/config.toml");
         for machine in MACHINES {
             let section = format!("[target.{}]", machine.target);
             let start = config

@@ -63,6 +63,26 @@ pub struct PreparedCase {
     pub source: CaseSource,
 }
 
+impl PreparedCase {
+    /// A copy (the case source is not `Clone`).
+    pub fn clone_case(&self) -> PreparedCase {
+        PreparedCase {
+            name: self.name.clone(),
+            cell: self.cell.clone(),
+            format: self.format.clone(),
+            input: self.input,
+            hidden: self.hidden.clone(),
+            input_words: self.input_words.clone(),
+            expected: self.expected.clone(),
+            source: CaseSource {
+                name: self.source.name.clone(),
+                source: self.source.source.clone(),
+                stream: self.source.stream,
+            },
+        }
+    }
+}
+
 fn words(rows: &[Vec<i64>]) -> Vec<Vec<u32>> {
     // f32 bit patterns are non-negative i64; integers wrap to their two's-complement word.
     rows.iter()
@@ -108,7 +128,10 @@ pub fn prepare_model(
     };
     if let Some(step) = options.corrupt_golden {
         if step >= expected.len() {
-            bail!("--corrupt-golden {step}: the input has only {} steps", expected.len());
+            bail!(
+                "--corrupt-golden {step}: the input has only {} steps",
+                expected.len()
+            );
         }
         let corrupt = |w: u32| {
             if float {
@@ -128,7 +151,14 @@ pub fn prepare_model(
         }
     }
     let (source, _) = model.generate(Some(&flash))?;
-    Ok(case_from(name, &info, input_words, expected, source, options.stream))
+    Ok(case_from(
+        name,
+        &info,
+        input_words,
+        expected,
+        source,
+        options.stream,
+    ))
 }
 
 fn case_from(
@@ -241,7 +271,10 @@ fn parse_reports(lines: &[LogLine], count: usize) -> Vec<Reported> {
     for line in lines {
         let m = line.message.as_str();
         if let Some(rest) = m.strip_prefix("case ") {
-            let Some(index) = rest.split_whitespace().next().and_then(|i| i.parse::<usize>().ok())
+            let Some(index) = rest
+                .split_whitespace()
+                .next()
+                .and_then(|i| i.parse::<usize>().ok())
             else {
                 continue;
             };
@@ -251,7 +284,9 @@ fn parse_reports(lines: &[LogLine], count: usize) -> Vec<Reported> {
                 r.state = num(m, "state").unwrap_or(0) as u64;
             }
         } else if m.starts_with("result ") {
-            let Some(index) = num(m, "case") else { continue };
+            let Some(index) = num(m, "case") else {
+                continue;
+            };
             if let Some(r) = reports.get_mut(index as usize) {
                 r.seen_result = true;
                 r.steps = num(m, "steps").unwrap_or(0) as usize;
@@ -332,8 +367,15 @@ pub fn run_cases(
     let machine = Machine::for_target(target)?;
     qemu::ensure_qemu()?;
     let firmware = super::firmware_dir();
-    let built = build_bin(&firmware, target, options.bin, &["generated"], options.verbose)?;
-    let elf = std::fs::read(&built.elf).with_context(|| format!("reading {}", built.elf.display()))?;
+    let built = build_bin(
+        &firmware,
+        target,
+        options.bin,
+        &["generated"],
+        options.verbose,
+    )?;
+    let elf =
+        std::fs::read(&built.elf).with_context(|| format!("reading {}", built.elf.display()))?;
     let sizes = super::elf::sizes(&elf).with_context(|| built.elf.display().to_string())?;
 
     // Semihosting file names are relative to QEMU's working directory.
@@ -403,7 +445,12 @@ pub fn run_cases(
         let mut results = Vec::new();
         for (index, (case, report)) in cases.iter().zip(&reports).enumerate() {
             if !report.seen_result {
-                bail!("{} on {target}: no result for case {index} ({}){}", options.bin, case.name, tail());
+                bail!(
+                    "{} on {target}: no result for case {index} ({}){}",
+                    options.bin,
+                    case.name,
+                    tail()
+                );
             }
             let (first_mismatch, max_abs_diff, steps) = if options.compare {
                 let path = run_dir.join(format!("case{index}.out"));

@@ -1,0 +1,127 @@
+//! `tinyrnn bench`: instructions per step, flash and RAM of RNN/LSTM/GRU × f32/q15/w8a16 ×
+//! H ∈ {16, 32, 64} (I = 6) on each target, measured under QEMU.
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::target::bench::cases;
+use crate::target::verify::{run_cases, write_case_table, PreparedCase, RunCasesOptions};
+
+/// Arguments of `tinyrnn bench`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Target triple, comma-separated triples, or `all`.
+    #[arg(long, default_value = "all")]
+    pub target: Vec<String>,
+    /// Print a JSON list of result objects instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Show cargo's output and the firmware's log.
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
+/// One `--json` row.
+#[derive(Serialize)]
+struct Row {
+    target: String,
+    cell: String,
+    format: String,
+    input: usize,
+    hidden: usize,
+    instructions_per_step: f64,
+    flash_bytes: u64,
+    flash_weights_bytes: u64,
+    flash_code_bytes: u64,
+    ram_bytes: u64,
+    state_bytes: u64,
+    stack_bytes: u64,
+}
+
+/// Entry point.
+pub fn main(args: Args) -> Result<()> {
+    let targets = crate::target::parse_targets(&args.target)?;
+    let timeout = crate::target::qemu::timeout()?;
+    let mut rows = Vec::new();
+    for target in targets {
+        let all = cases(crate::target::has_fpu(target))?;
+        // Every model of a target in one build, except where 256 KB of flash cannot hold them
+        // all (M0, M3): one build per format there.
+        let groups: Vec<Vec<&PreparedCase>> = if crate::target::has_fpu(target) {
+            vec![all.iter().collect()]
+        } else {
+            ["q15", "w8a16"]
+                .iter()
+                .map(|f| all.iter().filter(|c| c.format == *f).collect())
+                .collect()
+        };
+        let mut results = Vec::new();
+        for group in groups {
+            let group: Vec<PreparedCase> =
+                group.into_iter().map(PreparedCase::clone_case).collect();
+            write_case_table(&group, "bench")?;
+            let (rows, built) = run_cases(
+                &group,
+                target,
+                RunCasesOptions {
+                    bin: "bench",
+                    compare: false,
+                    verbose: args.verbose,
+                    timeout,
+                },
+            )?;
+            if !args.json {
+                eprintln!(
+                    "{target}: {} model(s), firmware built in {:.1} s",
+                    rows.len(),
+                    built.elapsed.as_secs_f64()
+                );
+            }
+            results.extend(rows);
+        }
+        rows.extend(results.into_iter().map(|r| Row {
+            target: r.target,
+            cell: r.cell,
+            format: r.format,
+            input: r.input,
+            hidden: r.hidden,
+            instructions_per_step: r.instructions_per_step,
+            flash_bytes: r.flash_bytes,
+            flash_weights_bytes: r.flash_weights_bytes,
+            flash_code_bytes: r.flash_code_bytes,
+            ram_bytes: r.ram_bytes,
+            state_bytes: r.state_bytes,
+            stack_bytes: r.stack_bytes,
+        }));
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    println!(
+        "| target | cell | format | I | H | instructions/step | weights (B) | flash (B) | RAM (B) | state (B) | stack (B) |"
+    );
+    println!("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in &rows {
+        println!(
+            "| {} | {} | {} | {} | {} | {:.0} | {} | {} | {} | {} | {} |",
+            r.target,
+            r.cell,
+            r.format,
+            r.input,
+            r.hidden,
+            r.instructions_per_step,
+            r.flash_weights_bytes,
+            r.flash_bytes,
+            r.ram_bytes,
+            r.state_bytes,
+            r.stack_bytes
+        );
+    }
+    println!(
+        "\nflash = weights + code shared by every model of the build (runtime, harness, kernels); \
+         RAM = static RAM with only this model's state; stack = high-water of one step. \
+         Executed instructions under QEMU (-icount), not cycles."
+    );
+    Ok(())
+}

@@ -1,0 +1,370 @@
+//! On-target checks of `cargo xtask test`: verification of the PyTorch fixtures (f32, q15,
+//! w8a16) on every ARM target under QEMU, a corrupted golden vector that must be caught, the
+//! panic-free inference build and the integer-only (no soft-float) check on Cortex-M0.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use tinyrnn_sim::model_file::Nonlinearity;
+use tinyrnn_sim::target::{
+    self, build, cases, elf,
+    verify::{
+        prepare, run_cases, write_case_table, ModelSpec, PrepareOptions, PreparedCase,
+        RunCasesOptions,
+    },
+};
+
+use crate::{cmd, repo_path, repo_root};
+
+/// Quantised formats every fixture is also verified in.
+const QUANT_FORMATS: &[&str] = &["q15", "w8a16"];
+
+/// Targets of the panic-free build (no FPU and FPU).
+const NOPANIC_TARGETS: &[&str] = &["thumbv6m-none-eabi", "thumbv7em-none-eabihf"];
+
+/// Fixtures the panic-free and integer-only builds use: one per cell kind.
+const NOPANIC_FIXTURES: &[&str] = &["rnn_relu_2l_head", "lstm_1l_head", "gru_2l_head"];
+
+/// The fixture used for the corrupted-golden check, and the step that is corrupted.
+const CORRUPT_FIXTURE: &str = "gru_2l_head";
+const CORRUPT_STEP: usize = 7;
+
+/// One PyTorch parity fixture.
+struct Fixture {
+    name: String,
+    dir: PathBuf,
+    nonlinearity: Nonlinearity,
+}
+
+fn fixtures() -> Result<Vec<Fixture>> {
+    let root = repo_path("tests/fixtures/pytorch");
+    let mut out = Vec::new();
+    let entries =
+        std::fs::read_dir(&root).with_context(|| format!("reading {}", root.display()))?;
+    for entry in entries {
+        let dir = entry?.path();
+        let meta = dir.join("meta.json");
+        if !meta.is_file() || !dir.join("model.safetensors").is_file() {
+            continue;
+        }
+        let text = std::fs::read_to_string(&meta)?;
+        let json: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", meta.display()))?;
+        let nonlinearity = match json["nonlinearity"].as_str() {
+            Some("relu") => Nonlinearity::Relu,
+            _ => Nonlinearity::Tanh,
+        };
+        out.push(Fixture {
+            name: dir
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned(),
+            dir,
+            nonlinearity,
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    if out.is_empty() {
+        bail!("no fixtures in {}", root.display());
+    }
+    Ok(out)
+}
+
+/// The host CLI (debug build; `cargo test --workspace` builds it anyway).
+fn cli() -> Result<PathBuf> {
+    cmd::run(cmd::cargo(
+        repo_root(),
+        &["build", "--quiet", "-p", "tinyrnn-sim"],
+    ))?;
+    Ok(repo_path("target/debug/tinyrnn"))
+}
+
+/// `tinyrnn quantize` of a fixture into `target/xtask/fixtures/<name>_<format>.safetensors`.
+fn quantized(cli: &Path, fixture: &Fixture, format: &str) -> Result<PathBuf> {
+    let out = repo_path(&format!(
+        "target/xtask/fixtures/{}_{format}.safetensors",
+        fixture.name
+    ));
+    std::fs::create_dir_all(out.parent().expect("has a parent"))?;
+    let model = fixture.dir.join("model.safetensors");
+    let calib = fixture.dir.join("input.csv");
+    let output = cmd::output(cmd::command(
+        repo_root(),
+        &cli.to_string_lossy(),
+        &[
+            "quantize",
+            "--model",
+            &model.to_string_lossy(),
+            "--calib",
+            &calib.to_string_lossy(),
+            "--format",
+            format,
+            "--nonlinearity",
+            fixture.nonlinearity.name(),
+            "--out",
+            &out.to_string_lossy(),
+        ],
+    ))?;
+    drop(output);
+    Ok(out)
+}
+
+/// Specs for every fixture in f32 and each quantised format, grouped by format.
+fn fixture_specs(cli: &Path, only: Option<&[&str]>) -> Result<Vec<(String, Vec<ModelSpec>)>> {
+    let fixtures: Vec<Fixture> = fixtures()?
+        .into_iter()
+        .filter(|f| only.is_none_or(|names| names.contains(&f.name.as_str())))
+        .collect();
+    let mut groups = vec![(
+        "f32".to_owned(),
+        fixtures
+            .iter()
+            .map(|f| ModelSpec {
+                model: f.dir.join("model.safetensors"),
+                input: f.dir.join("input.csv"),
+                nonlinearity: Some(f.nonlinearity),
+            })
+            .collect::<Vec<_>>(),
+    )];
+    for format in QUANT_FORMATS {
+        let mut specs = Vec::new();
+        for f in &fixtures {
+            specs.push(ModelSpec {
+                model: quantized(cli, f, format)?,
+                input: f.dir.join("input.csv"),
+                nonlinearity: Some(f.nonlinearity),
+            });
+        }
+        groups.push(((*format).to_owned(), specs));
+    }
+    Ok(groups)
+}
+
+/// Names cases `<fixture> <format>` (quantised files are named `<fixture>_<format>`).
+fn rename(cases: &mut [PreparedCase]) {
+    for case in cases {
+        let fixture = case
+            .name
+            .split(' ')
+            .next()
+            .unwrap_or("")
+            .trim_end_matches("_q15")
+            .trim_end_matches("_w8a16")
+            .to_owned();
+        case.name = format!("{fixture} {}", case.format);
+        case.source.name = case.name.clone();
+    }
+}
+
+/// `verify` of every fixture × {f32, q15, w8a16} on every ARM target: one firmware build per
+/// target carries every case; the w8a16 cases stream their input through semihosting.
+pub fn verify_fixtures() -> Result<()> {
+    let cli = cli()?;
+    let mut cases = Vec::new();
+    for (format, specs) in fixture_specs(&cli, None)? {
+        let stream = format == "w8a16";
+        cases.extend(prepare(
+            &specs,
+            PrepareOptions {
+                stream,
+                corrupt_golden: None,
+            },
+        )?);
+    }
+    rename(&mut cases);
+    write_case_table(&cases, "verify")?;
+    let timeout = target::qemu::timeout()?;
+    let mut failures = Vec::new();
+    let mut all = Vec::new();
+    for machine in target::qemu::MACHINES {
+        let started = Instant::now();
+        let (rows, built) = run_cases(
+            &cases,
+            machine.target,
+            RunCasesOptions {
+                bin: "verify",
+                compare: true,
+                verbose: false,
+                timeout,
+            },
+        )?;
+        println!(
+            "{}: {} case(s), firmware built in {:.1} s, built + run in {:.1} s",
+            machine.target,
+            rows.len(),
+            built.elapsed.as_secs_f64(),
+            started.elapsed().as_secs_f64()
+        );
+        failures.extend(
+            rows.iter()
+                .filter(|r| !r.matched)
+                .map(|r| format!("{} on {} (step {:?})", r.name, r.target, r.first_mismatch)),
+        );
+        all.extend(rows);
+    }
+    tinyrnn_sim::cmd::verify::print_table(&all);
+    if !failures.is_empty() {
+        bail!(
+            "device outputs differ from the host: {}",
+            failures.join("; ")
+        );
+    }
+    println!(
+        "{} case(s) × target(s): every output of every step matches the host",
+        all.len()
+    );
+    Ok(())
+}
+
+/// A corrupted expected output must make `tinyrnn verify` fail, at the corrupted step.
+pub fn verify_corrupt() -> Result<()> {
+    let cli = cli()?;
+    let dir = repo_path(&format!("tests/fixtures/pytorch/{CORRUPT_FIXTURE}"));
+    let fixture = Fixture {
+        name: CORRUPT_FIXTURE.into(),
+        dir: dir.clone(),
+        nonlinearity: Nonlinearity::Tanh,
+    };
+    let q15 = quantized(&cli, &fixture, "q15")?;
+    let model = dir.join("model.safetensors");
+    let input = dir.join("input.csv");
+    let step = CORRUPT_STEP.to_string();
+    for stream in [false, true] {
+        let mut args = vec![
+            "verify",
+            "--model",
+            model.to_str().context("path")?,
+            "--model",
+            q15.to_str().context("path")?,
+            "--input",
+            input.to_str().context("path")?,
+            "--target",
+            "thumbv7em-none-eabihf",
+            "--json",
+            "--corrupt-golden",
+            &step,
+        ];
+        if stream {
+            args.push("--stream");
+        }
+        let command = cmd::command(repo_root(), &cli.to_string_lossy(), &args);
+        println!("$ {}", cmd::describe(&command));
+        let mut command = command;
+        let output = command.output().context("running tinyrnn verify")?;
+        if output.status.success() {
+            bail!("`tinyrnn verify --corrupt-golden {step}` passed: the check cannot fail");
+        }
+        let rows: serde_json::Value = serde_json::from_slice(&output.stdout)
+            .context("tinyrnn verify --json printed no JSON (did it fail for another reason?)")?;
+        let rows = rows.as_array().context("JSON list")?;
+        for row in rows {
+            if row["match"] != serde_json::Value::Bool(false)
+                || row["first_mismatch"].as_u64() != Some(CORRUPT_STEP as u64)
+            {
+                bail!("expected a mismatch at step {step}, got {row}");
+            }
+        }
+        println!(
+            "   {} case(s){}: exit status {}, first mismatch at step {step} as expected",
+            rows.len(),
+            if stream { " (streamed)" } else { "" },
+            output.status.code().unwrap_or(-1)
+        );
+    }
+    Ok(())
+}
+
+/// Writes the `nopanic` case table for `formats` of the [`NOPANIC_FIXTURES`].
+fn write_nopanic_cases(cli: &Path, formats: &[&str]) -> Result<Vec<String>> {
+    let mut cases = Vec::new();
+    for (format, specs) in fixture_specs(cli, Some(NOPANIC_FIXTURES))? {
+        if formats.contains(&format.as_str()) {
+            cases.extend(prepare(&specs, PrepareOptions::default())?);
+        }
+    }
+    rename(&mut cases);
+    let names = cases.iter().map(|c| c.name.clone()).collect();
+    let sources: Vec<cases::CaseSource> = cases.into_iter().map(|c| c.source).collect();
+    cases::write_cases(&target::firmware_dir().join("generated/nopanic"), &sources)?;
+    Ok(names)
+}
+
+/// The `nopanic` firmware links only if no panic path survives in `step`.
+pub fn panic_free() -> Result<()> {
+    let cli = cli()?;
+    let names = write_nopanic_cases(&cli, &["f32", "q15", "w8a16"])?;
+    println!("models: {}", names.join(", "));
+    for target in NOPANIC_TARGETS {
+        let built = build::build_bin(
+            &target::firmware_dir(),
+            target,
+            "nopanic",
+            &["generated"],
+            false,
+        )
+        .with_context(|| {
+            format!(
+                "the panic-free build for {target} failed to link: a panic path survives in \
+                     the inference path (see `undefined symbol: tinyrnn_inference_path_can_panic` \
+                     and its callers above)"
+            )
+        })?;
+        println!(
+            "{target}: nopanic links (built in {:.1} s): no panic path in step",
+            built.elapsed.as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// The q15/w8a16 inference path on Cortex-M0 links no soft-float routine.
+pub fn integer_only() -> Result<()> {
+    let cli = cli()?;
+    let names = write_nopanic_cases(&cli, &["q15", "w8a16"])?;
+    println!("models: {}", names.join(", "));
+    let target = "thumbv6m-none-eabi";
+    let built = build::build_bin(
+        &target::firmware_dir(),
+        target,
+        "nopanic",
+        &["generated"],
+        false,
+    )?;
+    let bytes = std::fs::read(&built.elf)?;
+    let float: Vec<String> = elf::symbol_names(&bytes)?
+        .into_iter()
+        .filter(|name| elf::is_soft_float(name))
+        .collect();
+    if !float.is_empty() {
+        bail!(
+            "the fixed-point inference path on {target} links soft-float routines: {}",
+            float.join(", ")
+        );
+    }
+    // The check must be able to fail: the f32 build of the same models does link them.
+    let names = write_nopanic_cases(&cli, &["f32"])?;
+    let built_f32 = build::build_bin(
+        &target::firmware_dir(),
+        target,
+        "nopanic",
+        &["generated"],
+        false,
+    )?;
+    let f32_float = elf::symbol_names(&std::fs::read(&built_f32.elf)?)?
+        .into_iter()
+        .filter(|name| elf::is_soft_float(name))
+        .count();
+    if f32_float == 0 {
+        bail!(
+            "sanity check: the f32 build ({}) shows no soft-float symbol; the scan is broken",
+            names.join(", ")
+        );
+    }
+    println!(
+        "{target}: q15/w8a16 inference links no __aeabi_f*/__aeabi_d* routine \
+         (the f32 build of the same models links {f32_float})"
+    );
+    Ok(())
+}
