@@ -34,7 +34,7 @@ pub fn dot_f32(w: &[f32], x: &[f32]) -> f32 {
 /// `Σ w[k] · x[k]` of 16-bit weights and activations, exact in `i64`.
 ///
 /// Each product fits in 31 bits; an `i64` sum of fewer than 2³² of them cannot overflow.
-#[inline]
+#[inline(always)]
 pub fn dot_i16(w: &[i16], x: &[i16]) -> i64 {
     w.iter()
         .zip(x)
@@ -49,7 +49,7 @@ const I8_BLOCK: usize = (1 << 9) - 1;
 /// Each product fits in 23 bits, so blocks of 511 products are summed in `i32` (cheap on every
 /// core: one `MLA`, or `MULS` + `ADDS` on Cortex-M0, per term) and only the block sums are
 /// widened to `i64`: exact for any slice length.
-#[inline]
+#[inline(always)]
 pub fn dot_i8(w: &[i8], x: &[i16]) -> i64 {
     w.chunks(I8_BLOCK)
         .zip(x.chunks(I8_BLOCK))

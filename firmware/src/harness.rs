@@ -10,7 +10,10 @@
 //! 1. runs the model over its input — the in-flash golden input, or (`stream`) samples read one
 //!    at a time from the host file `case<i>.in` through semihosting — and writes every step's
 //!    outputs to the host file `case<i>.out` (the host compares every output of every step);
-//!    on golden input it also compares with the in-flash expected outputs itself;
+//!    on golden input it also compares with the in-flash expected outputs itself. When the host
+//!    also wrote `case<i>.seq` (one length word per recording), the streamed input is a series
+//!    of recordings: the state is reset before each, and the class at its last step (argmax of
+//!    the outputs) is logged as `class case=… recording=… steps=… class=…`;
 //! 2. counts instructions per step: SysTick ticks of 2N minus N steps over the in-flash input
 //!    (no I/O inside the measured loop);
 //! 3. measures the stack high-water of one step: the free stack is painted with a pattern,
@@ -107,6 +110,9 @@ pub trait Case: Sync {
     fn matches(&self, got: u32, expected: u32) -> bool;
     /// `n` steps cycling over the golden input, outputs discarded (the timed loop).
     fn run(&self, n: u32);
+    /// Index of the largest of the output words `out` (the first one on ties): the class a
+    /// classifier predicts from its head's outputs.
+    fn argmax(&self, out: &[u32]) -> usize;
 }
 
 /// A model's state in a `static` (so it counts as static RAM, like in an application).
@@ -209,6 +215,17 @@ macro_rules! model_case {
             }
             fn matches(&self, got: u32, expected: u32) -> bool {
                 <$m::Out as $crate::harness::Word>::matches(got, expected)
+            }
+            fn argmax(&self, out: &[u32]) -> usize {
+                let mut best = 0;
+                for (k, &w) in out.iter().enumerate().skip(1) {
+                    let v = <$m::Out as $crate::harness::Word>::from_word(w);
+                    let b = <$m::Out as $crate::harness::Word>::from_word(out[best]);
+                    if v > b {
+                        best = k;
+                    }
+                }
+                best
             }
             #[inline(never)]
             fn run(&self, n: u32) {
@@ -367,21 +384,65 @@ pub fn run_cases(cases: &[&dyn Case], options: Options) -> ! {
                     continue;
                 };
                 let mut x = [0u32; MAX_WORDS];
-                loop {
-                    let buf = &mut bytes[..4 * n_in];
-                    if input.read_exact(buf).is_err() {
-                        break;
+                let mut name = [0u8; 32];
+                if let Ok(mut lengths) =
+                    semihosting::fs::File::open(file_name(&mut name, index, b".seq"))
+                {
+                    // Recordings: one length word per recording in `case<i>.seq`; the state is
+                    // reset before each, and the class at its last step is logged.
+                    let mut recording = 0u32;
+                    let mut word = [0u8; 4];
+                    while lengths.read_exact(&mut word).is_ok() {
+                        let len = u32::from_le_bytes(word);
+                        case.reset();
+                        for _ in 0..len {
+                            let buf = &mut bytes[..4 * n_in];
+                            if input.read_exact(buf).is_err() {
+                                defmt::error!(
+                                    "case {=usize}: input ends inside recording {=u32}",
+                                    index,
+                                    recording
+                                );
+                                all_ok = false;
+                                break;
+                            }
+                            for (w, chunk) in x.iter_mut().zip(buf.chunks_exact(4)) {
+                                *w = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+                            }
+                            case.step_words(&x[..n_in], &mut out[..n_out]);
+                            let n_bytes = words_to_bytes(&out[..n_out], &mut bytes);
+                            if file.write_all(&bytes[..n_bytes]).is_err() {
+                                all_ok = false;
+                                break;
+                            }
+                            steps += 1;
+                        }
+                        defmt::info!(
+                            "class case={=usize} recording={=u32} steps={=u32} class={=usize}",
+                            index,
+                            recording,
+                            len,
+                            case.argmax(&out[..n_out])
+                        );
+                        recording += 1;
                     }
-                    for (w, chunk) in x.iter_mut().zip(buf.chunks_exact(4)) {
-                        *w = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+                } else {
+                    loop {
+                        let buf = &mut bytes[..4 * n_in];
+                        if input.read_exact(buf).is_err() {
+                            break;
+                        }
+                        for (w, chunk) in x.iter_mut().zip(buf.chunks_exact(4)) {
+                            *w = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+                        }
+                        case.step_words(&x[..n_in], &mut out[..n_out]);
+                        let len = words_to_bytes(&out[..n_out], &mut bytes);
+                        if file.write_all(&bytes[..len]).is_err() {
+                            all_ok = false;
+                            break;
+                        }
+                        steps += 1;
                     }
-                    case.step_words(&x[..n_in], &mut out[..n_out]);
-                    let len = words_to_bytes(&out[..n_out], &mut bytes);
-                    if file.write_all(&bytes[..len]).is_err() {
-                        all_ok = false;
-                        break;
-                    }
-                    steps += 1;
                 }
             } else {
                 for k in 0..case.golden_steps() {

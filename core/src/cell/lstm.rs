@@ -27,8 +27,6 @@ use crate::numeric::Numeric;
 /// Gates per unit.
 pub const GATES: usize = 4;
 
-use super::UNIT_BLOCK;
-
 /// LSTM weights as slices, for sizes known only at run time (and the kernel behind [`Lstm`]).
 ///
 /// Layout (unit-major, see the module doc): `w_ih[H][4][I]`, `w_hh[H][4][H]`, `bias[H][4]`,
@@ -105,41 +103,38 @@ impl<'a, N: Numeric> LstmWeights<'a, N> {
             self.hidden_size.max(1),
             &self.format,
         );
-        let rows = GATES * UNIT_BLOCK;
-        let blocks = self
+        let units = self
             .w_ih
-            .chunks(rows * i)
-            .zip(self.w_hh.chunks(rows * h))
-            .zip(self.bias.chunks(rows))
-            .zip(self.scale_ih.chunks(rows).zip(self.scale_hh.chunks(rows)))
-            .zip(h_next.chunks_mut(UNIT_BLOCK).zip(c.chunks_mut(UNIT_BLOCK)));
-        for ((((w_x, w_h), bias), (s_x, s_h)), (h_out, c_block)) in blocks {
-            // Pre-activations of a block of units, gate-major, so that the element-wise part
-            // below runs over contiguous arrays (the host vectorises it; on MCUs it is a plain
-            // loop). Stack: GATES · UNIT_BLOCK pre-activations, independent of H.
-            let mut pre = [[N::Pre::default(); UNIT_BLOCK]; GATES];
-            let weights = w_x.chunks_exact(i).zip(w_h.chunks_exact(h));
-            let row_params = bias.iter().zip(s_x.iter().zip(s_h));
-            for (r, ((wx, wh), (&b, (&sx, &sh)))) in weights.zip(row_params).enumerate() {
-                if let Some(slot) = pre.get_mut(r % GATES).and_then(|g| g.get_mut(r / GATES)) {
-                    *slot = N::preact(b, wx, sx, x, wh, sh, h_prev, fmt);
-                }
-            }
-            let [p_i, p_f, p_g, p_o] = &pre;
-            let gates = p_i.iter().zip(p_f).zip(p_g.iter().zip(p_o));
-            for ((h_j, c_j), ((&pi, &pf), (&pg, &po))) in
-                h_out.iter_mut().zip(c_block.iter_mut()).zip(gates)
-            {
-                let c_new = N::lstm_cell(
-                    N::sigmoid(pf, fmt),
-                    *c_j,
-                    N::sigmoid(pi, fmt),
-                    N::tanh(pg, fmt),
-                    fmt,
-                );
-                *c_j = c_new;
-                *h_j = N::lstm_hidden(N::sigmoid(po, fmt), c_new, fmt);
-            }
+            .chunks_exact(GATES * i)
+            .zip(self.w_hh.chunks_exact(GATES * h))
+            .zip(self.bias.chunks_exact(GATES))
+            .zip(
+                self.scale_ih
+                    .chunks_exact(GATES)
+                    .zip(self.scale_hh.chunks_exact(GATES)),
+            )
+            .zip(h_next.iter_mut().zip(c.iter_mut()));
+        for ((((w_x, w_h), bias), (s_x, s_h)), (h_out, c_j)) in units {
+            // One pass over the unit's four adjacent rows gives everything c'_j and h'_j need.
+            let mut gates = w_x
+                .chunks_exact(i)
+                .zip(w_h.chunks_exact(h))
+                .zip(bias.iter().zip(s_x.iter().zip(s_h)))
+                .map(|((wx, wh), (&b, (&sx, &sh)))| N::preact(b, wx, sx, x, wh, sh, h_prev, fmt));
+            let (Some(pi), Some(pf), Some(pg), Some(po)) =
+                (gates.next(), gates.next(), gates.next(), gates.next())
+            else {
+                return;
+            };
+            let c_new = N::lstm_cell(
+                N::sigmoid(pf, fmt),
+                *c_j,
+                N::sigmoid(pi, fmt),
+                N::tanh(pg, fmt),
+                fmt,
+            );
+            *c_j = c_new;
+            *h_out = N::lstm_hidden(N::sigmoid(po, fmt), c_new, fmt);
         }
     }
 }

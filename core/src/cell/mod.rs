@@ -13,11 +13,6 @@ pub use rnn::Nonlinearity;
 
 use crate::numeric::Numeric;
 
-/// Units whose pre-activations are computed before their element-wise update: large enough for
-/// the host to vectorise the activations (8 `f32` lanes), small enough to bound the stack
-/// (`gates · 8` pre-activations, at most 128 bytes).
-pub(crate) const UNIT_BLOCK: usize = 8;
-
 /// The hidden state of a layer, double-buffered: every unit reads all of the previous `h`, so the
 /// new `h` is written to the other buffer and the two swap roles after each step. This keeps
 /// `step` free of stack scratch proportional to `H`.

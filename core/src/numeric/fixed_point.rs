@@ -20,6 +20,22 @@
 //! * A pre-activation is `sat_i32(round_shift(w_x·x, fx - pre) + round_shift(w_h·h, fh - pre) +
 //!   bias)`: at most 1 LSB of `pre_frac` of rounding error beyond the weights' own.
 //!
+//! # Error bounds (each rounding contributes an error in `(-½, +½]` LSB)
+//!
+//! | operation | max error vs the exact value of its integer operands |
+//! |---|---|
+//! | `preact` | (−1, +1] LSB of `pre_frac` (exact when no shift is positive) |
+//! | `sigmoid` / `tanh` (Q15) | 4.5e-5 / 6e-5 ([`activation::fixed`](crate::activation::fixed)) |
+//! | `tanh` into `h_frac < 15` | 6e-5 + ½ LSB of `h_frac` |
+//! | `relu` | ½ LSB of `h_frac` |
+//! | `lstm_cell` | (−1, +1] LSB of `c_frac` |
+//! | `lstm_hidden` | 6e-5 + 2⁻¹⁶ |
+//! | `gru_candidate` | ½ LSB of `pre_frac` |
+//! | `gru_hidden` | ½ LSB of Q15 |
+//!
+//! Out-of-range results saturate to the correct end of the range. The property tests in
+//! `core/tests/fixed_point_props.rs` hold every row of this table.
+//!
 //! No floating-point operation occurs in these paths.
 
 use core::marker::PhantomData;
@@ -68,7 +84,7 @@ impl QFormat {
 }
 
 /// `v / 2^shift` rounded half up (`shift > 0`), or `v · 2^-shift` saturated (`shift < 0`).
-#[inline]
+#[inline(always)]
 pub fn round_shift(v: i64, shift: i32) -> i64 {
     if shift >= 64 {
         // |v / 2^shift| ≤ 1/2, and -1/2 rounds up to 0.
@@ -148,7 +164,7 @@ impl<W: FixedWeight> Numeric for Fixed<W> {
     type RowScale = RowScale;
     type Format = QFormat;
 
-    #[inline]
+    #[inline(always)]
     fn preact(
         bias: i32,
         w_x: &[W],

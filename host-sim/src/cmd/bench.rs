@@ -19,6 +19,24 @@ pub struct Args {
     /// Show cargo's output and the firmware's log.
     #[arg(long, short)]
     pub verbose: bool,
+    /// Only models whose cell, format or hidden size are listed (e.g. `lstm,q15,32`); every
+    /// category that has a listed value must match.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+}
+
+/// Does a benchmark case pass the `--only` filter?
+fn selected(case: &PreparedCase, only: &[String]) -> bool {
+    let hidden = case.hidden.first().map(|h| h.to_string()).unwrap_or_default();
+    let categories: [(&[&str], &str); 3] = [
+        (&["rnn", "lstm", "gru"], case.cell.as_str()),
+        (&["f32", "q15", "w8a16"], case.format.as_str()),
+        (&["16", "32", "64"], hidden.as_str()),
+    ];
+    categories.iter().all(|(values, actual)| {
+        let wanted: Vec<&String> = only.iter().filter(|o| values.contains(&o.as_str())).collect();
+        wanted.is_empty() || wanted.iter().any(|w| w.as_str() == *actual)
+    })
 }
 
 /// One `--json` row.
@@ -44,7 +62,8 @@ pub fn main(args: Args) -> Result<()> {
     let timeout = crate::target::qemu::timeout()?;
     let mut rows = Vec::new();
     for target in targets {
-        let all = cases(crate::target::has_fpu(target))?;
+        let mut all = cases(crate::target::has_fpu(target))?;
+        all.retain(|c| selected(c, &args.only));
         // Every model of a target in one build, except where 256 KB of flash cannot hold them
         // all (M0, M3): one build per format there.
         let groups: Vec<Vec<&PreparedCase>> = if crate::target::has_fpu(target) {

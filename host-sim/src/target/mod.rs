@@ -9,6 +9,7 @@
 pub mod bench;
 pub mod build;
 pub mod cases;
+pub mod classify;
 pub mod defmt_log;
 pub mod elf;
 pub mod qemu;

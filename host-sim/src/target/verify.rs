@@ -59,6 +59,10 @@ pub struct PreparedCase {
     pub input_words: Vec<Vec<u32>>,
     /// Expected output words per step (computed on the host).
     pub expected: Vec<Vec<u32>>,
+    /// Streamed input made of several recordings: their lengths in steps (written to
+    /// `case<i>.seq`; the firmware resets the state before each and logs its class). Empty: one
+    /// sequence.
+    pub sequence_lengths: Vec<usize>,
     /// What the firmware includes.
     pub source: CaseSource,
 }
@@ -74,6 +78,7 @@ impl PreparedCase {
             hidden: self.hidden.clone(),
             input_words: self.input_words.clone(),
             expected: self.expected.clone(),
+            sequence_lengths: self.sequence_lengths.clone(),
             source: CaseSource {
                 name: self.source.name.clone(),
                 source: self.source.source.clone(),
@@ -182,6 +187,7 @@ fn case_from(
         hidden: info.hidden.clone(),
         input_words,
         expected,
+        sequence_lengths: Vec::new(),
     }
 }
 
@@ -243,6 +249,12 @@ pub struct CaseResult {
     pub state_bytes: u64,
     /// Stack high-water of one step (bytes below the caller's stack pointer).
     pub stack_bytes: u64,
+    /// Every output word the device wrote, step after step (when outputs are compared).
+    #[serde(skip)]
+    pub device_outputs: Vec<u32>,
+    /// The class the device logged for each recording (cases with sequence lengths).
+    #[serde(skip)]
+    pub device_classes: Vec<Option<usize>>,
 }
 
 /// What the firmware reported for one case.
@@ -257,6 +269,7 @@ struct Reported {
     ticks: u64,
     stack: Option<u64>,
     seen_result: bool,
+    classes: Vec<Option<usize>>,
 }
 
 fn field<'a>(message: &'a str, key: &str) -> Option<&'a str> {
@@ -282,6 +295,19 @@ fn parse_reports(lines: &[LogLine], count: usize) -> Vec<Reported> {
                 r.weights = num(m, "weights").unwrap_or(0) as u64;
                 r.golden = num(m, "golden").unwrap_or(0) as u64;
                 r.state = num(m, "state").unwrap_or(0) as u64;
+            }
+        } else if m.starts_with("class ") {
+            let (Some(index), Some(recording), Some(class)) =
+                (num(m, "case"), num(m, "recording"), num(m, "class"))
+            else {
+                continue;
+            };
+            if let Some(r) = reports.get_mut(index as usize) {
+                let recording = recording as usize;
+                if r.classes.len() <= recording {
+                    r.classes.resize(recording + 1, None);
+                }
+                r.classes[recording] = Some(class as usize);
             }
         } else if m.starts_with("result ") {
             let Some(index) = num(m, "case") else {
@@ -398,6 +424,14 @@ pub fn run_cases(
                 .flat_map(|w| w.to_le_bytes())
                 .collect();
             std::fs::write(run_dir.join(format!("case{index}.in")), bytes)?;
+            if !case.sequence_lengths.is_empty() {
+                let lengths: Vec<u8> = case
+                    .sequence_lengths
+                    .iter()
+                    .flat_map(|&n| (n as u32).to_le_bytes())
+                    .collect();
+                std::fs::write(run_dir.join(format!("case{index}.seq")), lengths)?;
+            }
         }
     }
     let echo = if options.verbose { Some("   | ") } else { None };
@@ -452,6 +486,7 @@ pub fn run_cases(
                     tail()
                 );
             }
+            let mut device_outputs = Vec::new();
             let (first_mismatch, max_abs_diff, steps) = if options.compare {
                 let path = run_dir.join(format!("case{index}.out"));
                 let bytes = std::fs::read(&path)
@@ -461,6 +496,7 @@ pub fn run_cases(
                     .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                     .collect();
                 let (first, diff) = compare(case, &got);
+                device_outputs = got;
                 // The device's own in-flash comparison must agree with the host's.
                 let first = match (first, report.mismatch) {
                     (Some(a), Some(b)) => Some(a.min(b)),
@@ -494,6 +530,8 @@ pub fn run_cases(
                 ram_bytes: sizes.static_ram().saturating_sub(total_state) + report.state,
                 state_bytes: report.state,
                 stack_bytes: report.stack.unwrap_or(0),
+                device_outputs,
+                device_classes: report.classes.clone(),
             });
         }
         if run.exit_code == Some(1) && results.iter().all(|r| r.matched) {
