@@ -20,7 +20,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::dataset::{self, Dataset, Labels};
 use crate::model_file::{meta_keys, CellKind, ModelMeta, Nonlinearity, Normalization};
-use crate::train::{self, EpochRecord, Sample, Target, TrainConfig};
+use crate::train::{self, EpochRecord, LrSchedule, Sample, Target, TrainConfig};
 
 /// Recurrent cell for `--cell`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -40,6 +40,16 @@ pub enum NonlinearityArg {
     Tanh,
     /// `relu`.
     Relu,
+}
+
+/// Learning-rate schedule for `--schedule`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ScheduleArg {
+    /// `--lr` throughout.
+    Constant,
+    /// Linear warm-up over `--warmup` epochs, then cosine decay from `--lr` to 0 at the last
+    /// epoch, per mini-batch.
+    Cosine,
 }
 
 /// Arguments of `tinyrnn train`.
@@ -70,9 +80,15 @@ pub struct Args {
     /// Sequences per mini-batch.
     #[arg(long, default_value_t = 8)]
     pub batch: usize,
-    /// Adam learning rate.
+    /// Adam learning rate (the peak rate of `--schedule cosine`).
     #[arg(long, default_value_t = 5e-3)]
     pub lr: f32,
+    /// Learning-rate schedule.
+    #[arg(long, value_enum, default_value_t = ScheduleArg::Cosine)]
+    pub schedule: ScheduleArg,
+    /// Warm-up epochs of `--schedule cosine` (learning rate rising linearly to `--lr`).
+    #[arg(long, default_value_t = 0)]
+    pub warmup: usize,
     /// Seed for the initial weights, the validation split and the shuffles.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -314,6 +330,12 @@ pub fn main(args: Args) -> Result<()> {
         bptt_window: args.bptt_window,
         clip: (args.clip > 0.0).then_some(args.clip),
         patience: (!val_set.is_empty()).then_some(args.patience.max(1)),
+        schedule: match args.schedule {
+            ScheduleArg::Constant => LrSchedule::Constant,
+            ScheduleArg::Cosine => LrSchedule::Cosine {
+                warmup_epochs: args.warmup,
+            },
+        },
     };
 
     let tty = std::io::stderr().is_terminal();

@@ -628,6 +628,44 @@ pub struct TrainConfig {
     pub clip: Option<f32>,
     /// Stop after this many epochs without a new best validation loss (`None`: never).
     pub patience: Option<usize>,
+    /// Learning-rate schedule over the run (`lr` is its peak).
+    pub schedule: LrSchedule,
+}
+
+/// How the learning rate moves over a run of `epochs` epochs of `b` mini-batches each, i.e.
+/// `N = epochs · b` optimiser steps. The rate is set before every step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LrSchedule {
+    /// `lr` at every step.
+    Constant,
+    /// Linear warm-up from `lr / W` to `lr` over the first `W = warmup_epochs · b` steps, then
+    /// half a cosine from `lr` down to 0 over the remaining steps (SGDR without restarts,
+    /// Loshchilov & Hutter 2017; PyTorch `LinearLR` then `CosineAnnealingLR(eta_min = 0)`,
+    /// stepped per mini-batch). Large steps early explore, small steps late settle into a
+    /// minimum instead of bouncing out of it.
+    Cosine {
+        /// Warm-up length in epochs (0: none).
+        warmup_epochs: usize,
+    },
+}
+
+impl LrSchedule {
+    /// The rate of optimiser step `step` (0-based) of `total`, `warmup` of which warm up, for
+    /// a peak rate `lr`.
+    pub fn rate(self, lr: f32, step: usize, total: usize, warmup: usize) -> f32 {
+        match self {
+            LrSchedule::Constant => lr,
+            LrSchedule::Cosine { .. } => {
+                let warmup = warmup.min(total.saturating_sub(1));
+                if step < warmup {
+                    return lr * (step + 1) as f32 / warmup as f32;
+                }
+                let span = total.saturating_sub(warmup).max(1) as f64;
+                let progress = ((step - warmup) as f64 / span).min(1.0);
+                (f64::from(lr) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())) as f32
+            }
+        }
+    }
 }
 
 /// One epoch's numbers.
@@ -643,12 +681,18 @@ pub struct EpochRecord {
     pub val_loss: Option<f64>,
     /// Validation accuracy after the epoch.
     pub val_accuracy: Option<f64>,
+    /// Loss of the weights after the epoch on the whole training set (computed only without
+    /// validation data, where it selects the saved epoch).
+    pub fit_loss: Option<f64>,
+    /// Learning rate of the epoch's last optimiser step.
+    pub lr: f32,
 }
 
 /// What [`train`] returns.
 #[derive(Clone, Debug)]
 pub struct TrainOutcome {
-    /// The best network: lowest validation loss, or the last one without validation data.
+    /// The best network: lowest validation loss, or without validation data the lowest loss
+    /// on the training set (measured after each epoch with the weights fixed).
     pub net: Network<f32>,
     /// One record per epoch run.
     pub history: Vec<EpochRecord>,
@@ -711,6 +755,13 @@ pub fn train(
     let mut trained_steps = 0u64;
     let mut train_seconds = 0.0;
     let mut batch: Vec<Sample<'_>> = Vec::with_capacity(cfg.batch);
+    let per_epoch = train_set.len().div_ceil(cfg.batch);
+    let total_steps = per_epoch * cfg.epochs;
+    let warmup_steps = match cfg.schedule {
+        LrSchedule::Cosine { warmup_epochs } => per_epoch * warmup_epochs,
+        LrSchedule::Constant => 0,
+    };
+    let mut step = 0usize;
     for epoch in 1..=cfg.epochs {
         order.shuffle(&mut shuffle_rng);
         let start = std::time::Instant::now();
@@ -726,6 +777,8 @@ pub fn train(
                 adam::clip_grad_norm(&mut grads, c);
             }
             let grads: Vec<&[f32]> = grads.into_iter().map(|g| &*g).collect();
+            opt.lr = cfg.schedule.rate(cfg.lr, step, total_steps, warmup_steps);
+            step += 1;
             opt.step(&mut net.tensors_mut(), &grads);
         }
         train_seconds += start.elapsed().as_secs_f64();
@@ -735,19 +788,28 @@ pub fn train(
             );
         }
         let val = (!val_set.is_empty()).then(|| evaluate(&net, val_set));
+        // Without validation data, the epoch to keep is chosen on the training loss of the
+        // fixed weights: the running loss above mixes weights from the whole epoch, and the
+        // last epoch can be a bad one (a loss spike late in training).
+        let fit = val.is_none().then(|| evaluate(&net, train_set));
         let rec = EpochRecord {
             epoch,
             train_loss: stats.loss(),
             train_accuracy: stats.accuracy(),
             val_loss: val.map(|v| v.loss()),
             val_accuracy: val.map(|v| v.accuracy()),
+            fit_loss: fit.map(|f| f.loss()),
+            lr: opt.lr,
         };
         history.push(rec);
         on_epoch(&rec);
-        if let Some(v) = rec.val_loss {
+        if let Some(v) = rec.val_loss.or(rec.fit_loss) {
+            // A NaN never becomes the best; ties keep the earlier epoch.
             if best.as_ref().is_none_or(|(b, _, _)| v < *b) {
                 best = Some((v, epoch, net.clone()));
-            } else if let (Some(p), Some((_, be, _))) = (cfg.patience, &best) {
+            } else if let (Some(p), Some((_, be, _)), true) =
+                (cfg.patience, &best, rec.val_loss.is_some())
+            {
                 if epoch - be >= p {
                     break;
                 }
