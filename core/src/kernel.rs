@@ -13,7 +13,7 @@ const F32_LANES: usize = 8;
 /// Element `k` goes to partial sum `k mod 8`; the partial sums are added pairwise in a fixed
 /// order at the end. The order is part of the definition (no reassociation by the compiler), so
 /// host and targets produce identical bits, and the independent sums let the host vectorise.
-#[inline]
+#[inline(always)]
 pub fn dot_f32(w: &[f32], x: &[f32]) -> f32 {
     let (w_blocks, x_blocks) = (w.chunks_exact(F32_LANES), x.chunks_exact(F32_LANES));
     let tail = w_blocks

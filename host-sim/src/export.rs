@@ -137,7 +137,10 @@ fn layer_code(
         ),
     };
     // Expression position needs the turbofish: `Gru::<…>::from_parts`, not `Gru<…>::from_parts`.
-    let path = format!("tinyrnn::{}::<{numeric}, {input}, {hidden}>", cell_type(kind));
+    let path = format!(
+        "tinyrnn::{}::<{numeric}, {input}, {hidden}>",
+        cell_type(kind)
+    );
     LayerCode {
         expr: format!("{path}::from_parts(\n{args})"),
         ty,

@@ -185,6 +185,6 @@ fn inconsistent_quantized_files_are_rejected_with_a_clear_error() {
     renamed[at + 9] = b'F';
     let path = tmp.path().join("noformats.safetensors");
     std::fs::write(&path, &renamed).expect("write");
-    let err = AnyModel::load(&path, None, false).err().expect("must fail");
+    let err = AnyModel::load(&path, None, false).expect_err("must fail");
     assert!(format!("{err:#}").contains("tinyrnn.formats"), "{err:#}");
 }

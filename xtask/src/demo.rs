@@ -13,8 +13,8 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
-use tinyrnn_sim::target::classify::{self, DeviceClassification, LabelledCase};
-use tinyrnn_sim::target::{build, firmware_dir, qemu::Machine};
+use tinyrnn_sim::target::classify::{self, LabelledCase};
+use tinyrnn_sim::target::{build, elf, firmware_dir, has_fpu, qemu::Machine};
 
 use crate::{cmd, repo_path, repo_root, steps::Step, tools};
 
@@ -150,16 +150,15 @@ fn tinyrnn_json(args: &[&str], save: &str) -> Result<Value> {
     Ok(value)
 }
 
-fn write_json(path: &str, value: &impl serde::Serialize) -> Result<()> {
+fn write_json(path: &str, value: &Value) -> Result<()> {
     std::fs::create_dir_all(repo_path(OUT)).with_context(|| format!("creating {OUT}"))?;
     let text = serde_json::to_string_pretty(value)?;
     std::fs::write(repo_path(path), text + "\n").with_context(|| format!("writing {path}"))
 }
 
 fn read_json(path: &str, step: &str) -> Result<Value> {
-    let text = std::fs::read_to_string(repo_path(path)).with_context(|| {
-        format!("reading {path} (run `cargo xtask demo --only {step}` first)")
-    })?;
+    let text = std::fs::read_to_string(repo_path(path))
+        .with_context(|| format!("reading {path} (run `cargo xtask demo --only {step}` first)"))?;
     serde_json::from_str(&text).with_context(|| format!("parsing {path}"))
 }
 
@@ -270,12 +269,39 @@ fn firmware() -> Result<()> {
                 .unwrap_or(&built.elf)
                 .display()
         );
+        if !has_fpu(target) && labelled.case.format != "f32" {
+            // A fixed-point model on a core without FPU: pure integer arithmetic.
+            let symbols = elf::symbol_names(&std::fs::read(&built.elf)?)?;
+            let float: Vec<String> = symbols
+                .into_iter()
+                .filter(|name| elf::is_soft_float(name))
+                .collect();
+            if !float.is_empty() {
+                bail!(
+                    "the {} firmware for {target} links soft-float routines: {}",
+                    labelled.case.format,
+                    float.join(", ")
+                );
+            }
+            println!("   integer-only: no soft-float routine (__aeabi_f*, __aeabi_d*) is linked");
+        }
     }
     Ok(())
 }
 
 fn device_json(target: &str) -> String {
     format!("{OUT}/device_{target}.json")
+}
+
+/// (recording, step within it) of step `step` of the concatenated stream.
+fn recording_of(lengths: &[usize], mut step: usize) -> (usize, usize) {
+    for (recording, &len) in lengths.iter().enumerate() {
+        if step < len {
+            return (recording, step);
+        }
+        step -= len;
+    }
+    (lengths.len(), step)
 }
 
 fn device() -> Result<()> {
@@ -304,7 +330,7 @@ fn device() -> Result<()> {
         );
         let started = Instant::now();
         let device = classify::classify_on_target(&labelled, target, FIRMWARE_BIN, false)?;
-        write_json(&device_json(target), &device)?;
+        write_json(&device_json(target), &serde_json::to_value(&device)?)?;
         let r = &device.result;
         println!(
             "   {}/{} recordings correct ({}); {} of {} outputs equal the host's{} \
@@ -314,14 +340,24 @@ fn device() -> Result<()> {
             percent(device.accuracy),
             if r.matched { "all" } else { "NOT all" },
             device.outputs_compared,
-            if r.format == "f32" { " (1e-5)" } else { " bit for bit" },
+            if r.format == "f32" {
+                " (1e-5)"
+            } else {
+                " bit for bit"
+            },
             started.elapsed().as_secs_f64(),
             device.build_seconds,
             device.run_seconds
         );
         if !device.matches_host {
             failures.push(match r.first_mismatch {
-                Some(step) => format!("{core}: outputs differ from the host's from step {step}"),
+                Some(step) => {
+                    let (recording, at) = recording_of(&labelled.case.sequence_lengths, step);
+                    format!(
+                        "{core}: outputs differ from the host's from step {at} of recording \
+                         {recording} (step {step} of the stream)"
+                    )
+                }
                 None => format!("{core}: a recording's class differs from the host's"),
             });
         } else if (device.accuracy - host_q15).abs() > 1e-12 {
@@ -333,7 +369,10 @@ fn device() -> Result<()> {
         }
     }
     if !failures.is_empty() {
-        bail!("the devices disagree with the host: {}", failures.join("; "));
+        bail!(
+            "the devices disagree with the host: {}",
+            failures.join("; ")
+        );
     }
     Ok(())
 }
@@ -355,8 +394,12 @@ fn summary() -> Result<()> {
          GRU with {HIDDEN} hidden units + linear head, 4 classes\n"
     );
     println!(
-        "| {:<26} | {:>8} | {:>10} | {:>22} | {:>20} | {:<18} |",
-        "model / where", "accuracy", "instr/step", "flash (weights + code)", "RAM (static + stack)",
+        "| {:<26} | {:>8} | {:>10} | {:>22} | {:>20} | {:<24} |",
+        "model / where",
+        "accuracy",
+        "instr/step",
+        "flash (weights + code)",
+        "RAM (static + stack)",
         "vs host"
     );
     println!(
@@ -366,20 +409,21 @@ fn summary() -> Result<()> {
         "-".repeat(11),
         "-".repeat(23),
         "-".repeat(21),
-        "-".repeat(20)
+        "-".repeat(26)
     );
     let blank = "";
     println!(
-        "| {:<26} | {:>8} | {blank:>10} | {blank:>22} | {blank:>20} | {blank:<18} |",
+        "| {:<26} | {:>8} | {blank:>10} | {blank:>22} | {blank:>20} | {blank:<24} |",
         "f32, host",
         percent(acc(&eval_f32))
     );
     println!(
-        "| {:<26} | {:>8} | {blank:>10} | {blank:>22} | {blank:>20} | {blank:<18} |",
+        "| {:<26} | {:>8} | {blank:>10} | {blank:>22} | {blank:>20} | {blank:<24} |",
         "q15, host",
         percent(acc(&eval_q15))
     );
     let mut device_rows = Vec::new();
+    let mut all_match = true;
     for (target, core, device) in &devices {
         let r = &device["result"];
         let num = |k: &str| r[k].as_u64().unwrap_or(0);
@@ -389,13 +433,15 @@ fn summary() -> Result<()> {
             num("flash_bytes"),
         );
         let (static_ram, stack) = (num("ram_bytes"), num("stack_bytes"));
-        let verdict = if device["matches_host"].as_bool() == Some(true) {
-            format!("{} outputs equal", device["outputs_compared"])
+        let matches = device["matches_host"].as_bool() == Some(true);
+        all_match &= matches;
+        let verdict = if matches {
+            format!("{} outputs, all equal", device["outputs_compared"])
         } else {
-            "DIFFERS".to_owned()
+            "DIFFERENT".to_owned()
         };
         println!(
-            "| {:<26} | {:>8} | {:>10.0} | {:>22} | {:>20} | {:<18} |",
+            "| {:<26} | {:>8} | {:>10.0} | {:>22} | {:>20} | {:<24} |",
             format!("q15, {core} (QEMU)"),
             percent(acc(device)),
             r["instructions_per_step"].as_f64().unwrap_or(0.0),
@@ -429,8 +475,13 @@ fn summary() -> Result<()> {
         "\ninstr/step: executed instructions per step under QEMU -icount (not cycles). flash: the \
          model's weights + the firmware's code (runtime, kernels, the streaming harness and its \
          semihosting I/O). RAM: static RAM (model state, logging buffers) + stack high-water of \
-         one step. Every output of every step on each device equals the host's bit for bit."
+         one step. vs host: outputs of every step of every recording, compared with the host's."
     );
+    if all_match {
+        println!(
+            "Every device output equals the host's bit for bit; device accuracy = host accuracy."
+        );
+    }
     let summary = json!({
         "dataset": {"train": TRAIN_DATA, "test": TEST_DATA, "test_recordings": recordings},
         "model": {"cell": CELL, "hidden": HIDDEN.parse::<u32>().unwrap_or(0), "f32": F32_MODEL, "q15": Q15_MODEL, "export": EXPORT},
@@ -563,5 +614,12 @@ mod tests {
         assert_eq!(class, 1);
         assert_eq!(logits, vec![0.5, 3.5, -1.0, 0.0]);
         assert!(parse_last_step_argmax("a,b\n").is_err());
+    }
+
+    #[test]
+    fn stream_steps_map_to_recordings() {
+        assert_eq!(recording_of(&[100, 100, 50], 0), (0, 0));
+        assert_eq!(recording_of(&[100, 100, 50], 1234 % 250), (2, 34));
+        assert_eq!(recording_of(&[100, 100], 199), (1, 99));
     }
 }

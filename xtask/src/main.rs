@@ -2,7 +2,8 @@
 //!
 //! Commands:
 //! - `test [--only a,b] [--skip a,b] [--list]`: every test, as a list of named steps.
-//! - `demo [--only a,b] [--skip a,b] [--list]`: the quick-start demo.
+//! - `demo [--only a,b] [--skip a,b] [--list]`: the quick-start demo (train → quantise →
+//!   firmware under QEMU → accuracy on the host and on each device).
 //! - `qemu-setup`: installs what the firmware steps need (rustup targets, QEMU).
 //! - `firmware [--target T]... [--bin B]...`: builds firmware and runs it under QEMU.
 //! - `qemu --target T <elf>`: runs one firmware ELF under QEMU, decoding its defmt log.
@@ -24,7 +25,8 @@ usage: cargo xtask <command> [options]
 
 commands:
   test        run every test (steps: see `cargo xtask test --list`)
-  demo        build the host CLI and run the demo model on the demo inputs
+  demo        train a GRU on BasicMotions, quantise it to q15, classify every test
+              recording on Cortex-M4F and Cortex-M0 under QEMU; one table of results
   qemu-setup  install the rustup targets and QEMU the firmware steps need
   firmware    build firmware binaries and run them under QEMU
                 --target <triple>  (repeatable; default: every ARM target)

@@ -66,7 +66,7 @@ const STEP_BITS: i32 = 6;
 const INTERP_BITS: i32 = 16;
 
 /// `tanh(v / 2^frac)` in Q15.
-#[inline]
+#[inline(always)]
 pub fn tanh_q15(v: i32, frac: i32) -> i16 {
     let magnitude = (v as i64).abs();
     // |x| in 16 fractional bits; 8.0 and beyond saturate (tanh(8) = 1 - 2.3e-7).
@@ -88,7 +88,7 @@ pub fn tanh_q15(v: i32, frac: i32) -> i16 {
 }
 
 /// `sigmoid(v / 2^frac)` in Q15 (never negative, at most 32767).
-#[inline]
+#[inline(always)]
 pub fn sigmoid_q15(v: i32, frac: i32) -> i16 {
     // sigmoid(x) = (1 + tanh(x / 2)) / 2; halving x is one more fractional bit.
     let t = tanh_q15(v, frac + 1) as i32;

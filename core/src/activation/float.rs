@@ -31,7 +31,9 @@ pub struct Accurate;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Fast;
 
-/// Numerator coefficients of `tanh(x) ≈ x·P(x²)/Q(x²)` (lowest power first).
+/// Numerator coefficients of `tanh(x) ≈ x·P(x²)/Q(x²)` (lowest power first), as fitted; the
+/// compiler rounds them to the nearest `f32`.
+#[allow(clippy::excessive_precision)]
 const TANH_P: [f32; 5] = [
     0.99999988,
     0.13373126,
@@ -40,17 +42,18 @@ const TANH_P: [f32; 5] = [
     1.3182980e-8,
 ];
 /// Denominator coefficients (lowest power first).
+#[allow(clippy::excessive_precision)]
 const TANH_Q: [f32; 5] = [1.0, 0.46706423, 0.025841661, 3.2712612e-4, 7.7020809e-7];
 /// Beyond this magnitude `tanh` is `±1` to within 3.0e-8.
 const TANH_CLAMP: f32 = 9.0;
 
 impl FloatActivation for Accurate {
-    #[inline]
+    #[inline(always)]
     fn sigmoid(x: f32) -> f32 {
         0.5 + 0.5 * Self::tanh(0.5 * x)
     }
 
-    #[inline]
+    #[inline(always)]
     fn tanh(x: f32) -> f32 {
         let x = x.clamp(-TANH_CLAMP, TANH_CLAMP);
         let t = x * x;
@@ -62,7 +65,7 @@ impl FloatActivation for Accurate {
 }
 
 impl FloatActivation for Fast {
-    #[inline]
+    #[inline(always)]
     fn sigmoid(x: f32) -> f32 {
         // micromath's exp is only defined over a limited range; beyond ±20 the sigmoid is
         // within 2.1e-9 of 0 or 1, which clamping keeps.
@@ -71,7 +74,7 @@ impl FloatActivation for Fast {
         1.0 / (1.0 + F32Ext::exp(-x))
     }
 
-    #[inline]
+    #[inline(always)]
     fn tanh(x: f32) -> f32 {
         // tanh(x) = 2 sigmoid(2x) - 1.
         2.0 * Self::sigmoid(2.0 * x) - 1.0

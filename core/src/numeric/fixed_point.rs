@@ -86,6 +86,12 @@ impl QFormat {
 /// `v / 2^shift` rounded half up (`shift > 0`), or `v · 2^-shift` saturated (`shift < 0`).
 #[inline(always)]
 pub fn round_shift(v: i64, shift: i32) -> i64 {
+    // Common case first, in 32-bit arithmetic: Cortex-M0/M3 have no 64-bit shifts, and every
+    // rescaling the kernels do is of a value below 2^30 by 1..=30 bits. Same result as below.
+    if (1..=30).contains(&shift) && (-(1i64 << 30)..(1i64 << 30)).contains(&v) {
+        let s = shift as u32;
+        return ((v as i32 + (1i32 << (s - 1))) >> s) as i64;
+    }
     if shift >= 64 {
         // |v / 2^shift| ≤ 1/2, and -1/2 rounds up to 0.
         0
@@ -113,13 +119,13 @@ pub fn round_shift(v: i64, shift: i32) -> i64 {
 }
 
 /// Saturates to `i32`.
-#[inline]
+#[inline(always)]
 pub fn sat_i32(v: i64) -> i32 {
     v.clamp(i32::MIN as i64, i32::MAX as i64) as i32
 }
 
 /// Saturates to `i16`.
-#[inline]
+#[inline(always)]
 pub fn sat_i16(v: i64) -> i16 {
     v.clamp(i16::MIN as i64, i16::MAX as i64) as i16
 }
@@ -132,14 +138,14 @@ pub trait FixedWeight: Copy + Default + PartialEq + core::fmt::Debug + 'static {
 }
 
 impl FixedWeight for i16 {
-    #[inline]
+    #[inline(always)]
     fn dot(w: &[i16], x: &[i16]) -> i64 {
         dot_i16(w, x)
     }
 }
 
 impl FixedWeight for i8 {
-    #[inline]
+    #[inline(always)]
     fn dot(w: &[i8], x: &[i16]) -> i64 {
         dot_i8(w, x)
     }
@@ -181,12 +187,12 @@ impl<W: FixedWeight> Numeric for Fixed<W> {
         sat_i32(from_x.saturating_add(from_h).saturating_add(bias as i64))
     }
 
-    #[inline]
+    #[inline(always)]
     fn sigmoid(pre: i32, f: &QFormat) -> i16 {
         sigmoid_q15(pre, f.pre_frac as i32)
     }
 
-    #[inline]
+    #[inline(always)]
     fn tanh(pre: i32, f: &QFormat) -> i16 {
         // Gate outputs are Q15; an RNN hidden state with h_frac < 15 is rescaled.
         sat_i16(round_shift(
@@ -195,7 +201,7 @@ impl<W: FixedWeight> Numeric for Fixed<W> {
         ))
     }
 
-    #[inline]
+    #[inline(always)]
     fn relu(pre: i32, f: &QFormat) -> i16 {
         sat_i16(round_shift(
             pre.max(0) as i64,
@@ -203,29 +209,34 @@ impl<W: FixedWeight> Numeric for Fixed<W> {
         ))
     }
 
-    #[inline]
+    #[inline(always)]
     fn gru_candidate(x_part: i32, reset: i16, h_part: i32, _: &QFormat) -> i32 {
         sat_i32(x_part as i64 + round_shift(reset as i64 * h_part as i64, 15))
     }
 
-    #[inline]
+    #[inline(always)]
     fn gru_hidden(update: i16, candidate: i16, h_prev: i16, _: &QFormat) -> i16 {
-        // (1 - z) n + z h = n + z (h - n): one multiply, exact in i64.
-        let d = h_prev as i64 - candidate as i64;
-        sat_i16(candidate as i64 + round_shift(update as i64 * d, 15))
+        // (1 - z) n + z h = n + z (h - n): one multiply. |z · (h - n)| ≤ 2^15 · (2^16 - 1) < 2^31,
+        // so the product is exact in i32 (no 64-bit multiply on Cortex-M0).
+        let d = h_prev as i32 - candidate as i32;
+        sat_i16(candidate as i64 + round_shift((update as i32 * d) as i64, 15))
     }
 
-    #[inline]
+    #[inline(always)]
     fn lstm_cell(forget: i16, c: i16, input: i16, candidate: i16, f: &QFormat) -> i16 {
-        let kept = round_shift(forget as i64 * c as i64, 15);
-        let added = round_shift(input as i64 * candidate as i64, 30 - f.c_frac as i32);
+        // i16 · i16 products are exact in i32.
+        let kept = round_shift((forget as i32 * c as i32) as i64, 15);
+        let added = round_shift(
+            (input as i32 * candidate as i32) as i64,
+            30 - f.c_frac as i32,
+        );
         sat_i16(kept + added)
     }
 
-    #[inline]
+    #[inline(always)]
     fn lstm_hidden(output: i16, c: i16, f: &QFormat) -> i16 {
         let t = tanh_q15(c as i32, f.c_frac as i32);
-        sat_i16(round_shift(output as i64 * t as i64, 15))
+        sat_i16(round_shift((output as i32 * t as i32) as i64, 15))
     }
 }
 

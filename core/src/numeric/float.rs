@@ -29,7 +29,7 @@ impl<A: FloatActivation> Numeric for Float<A> {
     type RowScale = ();
     type Format = ();
 
-    #[inline]
+    #[inline(always)]
     fn preact(
         bias: f32,
         w_x: &[f32],
@@ -43,39 +43,39 @@ impl<A: FloatActivation> Numeric for Float<A> {
         bias + dot_f32(w_x, x) + dot_f32(w_h, h)
     }
 
-    #[inline]
+    #[inline(always)]
     fn sigmoid(pre: f32, _: &()) -> f32 {
         A::sigmoid(pre)
     }
 
-    #[inline]
+    #[inline(always)]
     fn tanh(pre: f32, _: &()) -> f32 {
         A::tanh(pre)
     }
 
-    #[inline]
+    #[inline(always)]
     fn relu(pre: f32, _: &()) -> f32 {
         // `max` keeps NaN out: a NaN pre-activation cannot arise from finite weights and inputs.
         pre.max(0.0)
     }
 
-    #[inline]
+    #[inline(always)]
     fn gru_candidate(x_part: f32, reset: f32, h_part: f32, _: &()) -> f32 {
         x_part + reset * h_part
     }
 
-    #[inline]
+    #[inline(always)]
     fn gru_hidden(update: f32, candidate: f32, h_prev: f32, _: &()) -> f32 {
         // PyTorch computes (1 - z) * n + z * h; this is the same expression.
         (1.0 - update) * candidate + update * h_prev
     }
 
-    #[inline]
+    #[inline(always)]
     fn lstm_cell(forget: f32, c: f32, input: f32, candidate: f32, _: &()) -> f32 {
         forget * c + input * candidate
     }
 
-    #[inline]
+    #[inline(always)]
     fn lstm_hidden(output: f32, c: f32, _: &()) -> f32 {
         output * A::tanh(c)
     }

@@ -23,18 +23,28 @@ pub struct Args {
     /// category that has a listed value must match.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
+    /// Put every model of a target in one firmware build (shared, size-generic kernels).
+    #[arg(long)]
+    pub shared: bool,
 }
 
 /// Does a benchmark case pass the `--only` filter?
 fn selected(case: &PreparedCase, only: &[String]) -> bool {
-    let hidden = case.hidden.first().map(|h| h.to_string()).unwrap_or_default();
+    let hidden = case
+        .hidden
+        .first()
+        .map(|h| h.to_string())
+        .unwrap_or_default();
     let categories: [(&[&str], &str); 3] = [
         (&["rnn", "lstm", "gru"], case.cell.as_str()),
         (&["f32", "q15", "w8a16"], case.format.as_str()),
         (&["16", "32", "64"], hidden.as_str()),
     ];
     categories.iter().all(|(values, actual)| {
-        let wanted: Vec<&String> = only.iter().filter(|o| values.contains(&o.as_str())).collect();
+        let wanted: Vec<&String> = only
+            .iter()
+            .filter(|o| values.contains(&o.as_str()))
+            .collect();
         wanted.is_empty() || wanted.iter().any(|w| w.as_str() == *actual)
     })
 }
@@ -64,14 +74,27 @@ pub fn main(args: Args) -> Result<()> {
     for target in targets {
         let mut all = cases(crate::target::has_fpu(target))?;
         all.retain(|c| selected(c, &args.only));
-        // Every model of a target in one build, except where 256 KB of flash cannot hold them
-        // all (M0, M3): one build per format there.
-        let groups: Vec<Vec<&PreparedCase>> = if crate::target::has_fpu(target) {
-            vec![all.iter().collect()]
+        // One build per hidden size: each (cell, numeric) kernel then serves a single size,
+        // which the compiler specialises as it does in a firmware holding one model. (With
+        // every size in one build the kernels are shared and each step costs more; see
+        // `--shared`.)
+        let groups: Vec<Vec<&PreparedCase>> = if args.shared {
+            if crate::target::has_fpu(target) {
+                vec![all.iter().collect()]
+            } else {
+                // 256 KB of flash cannot hold every model of M0/M3: one build per format.
+                ["q15", "w8a16"]
+                    .iter()
+                    .map(|f| all.iter().filter(|c| c.format == *f).collect())
+                    .collect()
+            }
         } else {
-            ["q15", "w8a16"]
+            let mut sizes: Vec<&Vec<usize>> = all.iter().map(|c| &c.hidden).collect();
+            sizes.sort();
+            sizes.dedup();
+            sizes
                 .iter()
-                .map(|f| all.iter().filter(|c| c.format == *f).collect())
+                .map(|h| all.iter().filter(|c| &&c.hidden == h).collect())
                 .collect()
         };
         let mut results = Vec::new();

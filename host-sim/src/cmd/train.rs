@@ -5,10 +5,14 @@
 //! writes the best weights as a safetensors model file (`rnn.*`, `head.*` keys; class names,
 //! normalisation and cell kind in the metadata) that `tinyrnn run` and PyTorch both load.
 //!
-//! Defaults (GRU, 32 hidden units, 1 layer, 100 epochs, batch 8, Adam lr 5e-3, gradient norm
-//! clipped to 1.0, no validation split, seed 0) reach ≥ 95 % test accuracy on BasicMotions with
-//! a GRU or an LSTM (measured: 97.5–100 % for seeds 0–4, both cells). `--val-split 0.2` holds
-//! out a stratified 20 % for early stopping (`--patience`) and keeps the best epoch.
+//! Defaults (GRU, 32 hidden units, 1 layer, 100 epochs, batch 8, constant Adam lr 5e-3,
+//! gradient norm clipped to 1.0, no validation split, seed 0) reach ≥ 95 % test accuracy on
+//! BasicMotions with a GRU or an LSTM (measured: 97.5–100 % for seeds 0–4, both cells).
+//! Without a validation split the saved weights are those of the epoch with the lowest loss on
+//! the whole training set (never the test set), so a late loss spike is not what gets saved.
+//! GunPoint (150 steps, univariate) needs `--gate-bias 2` to train reliably (GRU: 96–98 % for
+//! seeds 0–4; with defaults 96.7–98 % except seed 4 at 84.7 %). `--val-split 0.2` holds out a
+//! stratified 20 % for early stopping (`--patience`) and keeps the best validation epoch.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -59,7 +63,8 @@ pub struct Args {
     /// Training data: a UEA/UCR `.ts` file, a `.csv` dataset or a directory of CSV sequences.
     #[arg(long, value_name = "PATH")]
     pub train: PathBuf,
-    /// Test data (same format and channels), evaluated once with the final model.
+    /// Test data (same format and channels), evaluated once with the saved model (never used
+    /// for selection).
     #[arg(long, value_name = "PATH")]
     pub test: Option<PathBuf>,
     /// Recurrent cell.
@@ -83,12 +88,18 @@ pub struct Args {
     /// Adam learning rate (the peak rate of `--schedule cosine`).
     #[arg(long, default_value_t = 5e-3)]
     pub lr: f32,
-    /// Learning-rate schedule.
-    #[arg(long, value_enum, default_value_t = ScheduleArg::Cosine)]
+    /// Learning-rate schedule. Constant by default: with 100 epochs the cosine decay slows
+    /// learning on GunPoint more than it stabilises it.
+    #[arg(long, value_enum, default_value_t = ScheduleArg::Constant)]
     pub schedule: ScheduleArg,
     /// Warm-up epochs of `--schedule cosine` (learning rate rising linearly to `--lr`).
     #[arg(long, default_value_t = 0)]
     pub warmup: usize,
+    /// Added to the initial bias of the GRU update gate / LSTM forget gate (0: PyTorch's
+    /// initialisation). A positive value makes the initial network keep its state longer,
+    /// which helps long sequences: `--gate-bias 2` trains GunPoint (150 steps) reliably.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub gate_bias: f32,
     /// Seed for the initial weights, the validation split and the shuffles.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -101,7 +112,7 @@ pub struct Args {
     #[arg(long, value_name = "K")]
     pub bptt_window: Option<usize>,
     /// Fraction of each class held out for validation and early stopping (0 disables both and
-    /// keeps the last epoch). Off by default: on small datasets such as BasicMotions (40
+    /// keeps the epoch with the lowest loss on the whole training set). Off by default: on small datasets such as BasicMotions (40
     /// series) holding out 20 % costs more test accuracy than early stopping gains.
     #[arg(long, default_value_t = 0.0)]
     pub val_split: f64,
@@ -243,6 +254,9 @@ fn check_args(a: &Args) -> Result<()> {
             a.clip
         );
     }
+    if !a.gate_bias.is_finite() {
+        bail!("--gate-bias must be a finite number, got {}", a.gate_bias);
+    }
     if a.cell != CellArg::Rnn && a.nonlinearity == NonlinearityArg::Relu {
         bail!("--nonlinearity applies to --cell rnn only");
     }
@@ -330,6 +344,7 @@ pub fn main(args: Args) -> Result<()> {
         bptt_window: args.bptt_window,
         clip: (args.clip > 0.0).then_some(args.clip),
         patience: (!val_set.is_empty()).then_some(args.patience.max(1)),
+        gate_bias: args.gate_bias,
         schedule: match args.schedule {
             ScheduleArg::Constant => LrSchedule::Constant,
             ScheduleArg::Cosine => LrSchedule::Cosine {

@@ -96,13 +96,16 @@ pub fn prepare_dataset(model: &Path, data: &Path) -> Result<LabelledCase> {
             .iter()
             .map(|&k| {
                 let name = &ds.class_names[k];
-                model_classes.iter().position(|c| c == name).with_context(|| {
-                    format!(
-                        "{}: class `{name}` is not one of the model's classes ({})",
-                        data.display(),
-                        model_classes.join(", ")
-                    )
-                })
+                model_classes
+                    .iter()
+                    .position(|c| c == name)
+                    .with_context(|| {
+                        format!(
+                            "{}: class `{name}` is not one of the model's classes ({})",
+                            data.display(),
+                            model_classes.join(", ")
+                        )
+                    })
             })
             .collect::<Result<Vec<usize>>>()?;
         (model_classes, mapped)
@@ -269,4 +272,30 @@ pub fn classify_on_target(
         run_seconds,
         result,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argmax_of_words_reads_f32_bits_or_signed_integers() {
+        let float: Vec<u32> = [0.5f32, -1.0, 2.5, 2.5]
+            .iter()
+            .map(|v| v.to_bits())
+            .collect();
+        assert_eq!(argmax_words(&float, true), 2, "first of equal maxima");
+        let ints: Vec<u32> = [-5i32, -3, -7].iter().map(|&v| v as u32).collect();
+        assert_eq!(
+            argmax_words(&ints, false),
+            1,
+            "negative integers are signed"
+        );
+    }
+
+    #[test]
+    fn accuracy_is_a_fraction() {
+        assert_eq!(accuracy(&[0, 1, 2, 3], &[0, 1, 2, 0]), 0.75);
+        assert_eq!(accuracy(&[], &[]), 0.0);
+    }
 }

@@ -293,9 +293,14 @@ mod tests {
                 .find(&section)
                 .unwrap_or_else(|| panic!("no {section} in firmware/.cargo/config.toml"));
             let runner = format!("runner = \"{}\"", machine.runner_line());
-            let next_line = config[start + section.len()..].trim_start().lines().next();
+            // The `runner` key of this section (other keys and comments may come first).
+            let runner_line = config[start + section.len()..]
+                .lines()
+                .map(str::trim)
+                .take_while(|line| !line.starts_with('['))
+                .find(|line| line.starts_with("runner"));
             assert_eq!(
-                next_line,
+                runner_line,
                 Some(runner.as_str()),
                 "runner for {}",
                 machine.target

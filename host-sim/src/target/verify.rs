@@ -546,3 +546,33 @@ pub fn run_cases(
     std::fs::remove_dir_all(&run_dir).ok();
     result.map(|r| (r, built))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(message: &str) -> LogLine {
+        LogLine {
+            level: Some("info"),
+            message: message.to_owned(),
+            location: None,
+        }
+    }
+
+    #[test]
+    fn reports_collect_results_and_per_recording_classes() {
+        let lines = [
+            line("case 0 name=m inputs=6 outputs=4 golden_steps=16 stream=true weights=100 golden=20 state=64"),
+            line("class case=0 recording=0 steps=100 class=2"),
+            line("class case=0 recording=2 steps=100 class=1"),
+            line("result case=0 steps=300 mismatch=-1 n=16 ticks=2560 stack=320"),
+        ];
+        let reports = parse_reports(&lines, 1);
+        let r = &reports[0];
+        assert!(r.seen_result);
+        assert_eq!((r.weights, r.golden, r.state), (100, 20, 64));
+        assert_eq!((r.steps, r.mismatch, r.n, r.ticks), (300, None, 16, 2560));
+        assert_eq!(r.stack, Some(320));
+        assert_eq!(r.classes, vec![Some(2), None, Some(1)]);
+    }
+}

@@ -246,3 +246,37 @@ fn stratified_split_keeps_every_class_in_training() {
     assert_eq!(split_validation(&labels, 0.2, 3), (tr, va));
     assert!(split_validation(&labels, 0.0, 3).1.is_empty());
 }
+
+#[test]
+fn cosine_schedule_warms_up_then_decays_to_zero() {
+    let s = LrSchedule::Cosine { warmup_epochs: 1 };
+    let (lr, total, warmup) = (1.0f32, 12, 2);
+    assert_eq!(s.rate(lr, 0, total, warmup), 0.5);
+    assert_eq!(s.rate(lr, 1, total, warmup), 1.0);
+    assert_eq!(s.rate(lr, 2, total, warmup), 1.0);
+    assert!((s.rate(lr, 7, total, warmup) - 0.5).abs() < 1e-6);
+    let rates: Vec<f32> = (2..total).map(|i| s.rate(lr, i, total, warmup)).collect();
+    assert!(rates.windows(2).all(|w| w[1] < w[0]), "{rates:?}");
+    assert!(rates[rates.len() - 1] < 0.03);
+    assert_eq!(LrSchedule::Constant.rate(0.1, 5, total, warmup), 0.1);
+}
+
+#[test]
+fn gate_bias_shifts_only_the_second_gate_block() {
+    let base = random_net(CellKind::Gru, 2, 3);
+    let mut net = base.clone();
+    net.add_gate_bias(2.0);
+    for (a, b) in net.layers.iter().zip(&base.layers) {
+        let h = a.hidden;
+        for (i, (x, y)) in a.b_ih.iter().zip(&b.b_ih).enumerate() {
+            let want = if (h..2 * h).contains(&i) { 2.0 } else { 0.0 };
+            assert!((x - y - want).abs() < 1e-12, "{i}: {x} - {y}");
+        }
+        assert_eq!(a.b_hh, b.b_hh);
+        assert_eq!(a.w_ih, b.w_ih);
+    }
+    let mut rnn = random_net(CellKind::Rnn(Nonlinearity::Tanh), 1, 3);
+    let before = rnn.clone();
+    rnn.add_gate_bias(2.0);
+    assert_eq!(rnn, before);
+}

@@ -256,6 +256,23 @@ impl<T: Real> Network<T> {
         net
     }
 
+    /// Adds `b` to `bias_ih` of the gate that keeps the previous state — the LSTM forget gate
+    /// and the GRU update gate `z` (second gate block of both) — in every layer; nothing for
+    /// an Elman RNN. With `b > 0` the initial network remembers for longer and gradients from
+    /// the last step reach early steps (Gers et al. 2000; Jozefowicz et al. 2015). PyTorch:
+    /// `net.rnn.bias_ih_l{k}.data[H:2*H] += b`.
+    pub fn add_gate_bias(&mut self, b: T) {
+        if !matches!(self.kind, CellKind::Gru | CellKind::Lstm) {
+            return;
+        }
+        for l in &mut self.layers {
+            let h = l.hidden;
+            for v in &mut l.b_ih[h..2 * h] {
+                *v += b;
+            }
+        }
+    }
+
     /// A zero network of the same shape.
     pub fn zeros_like(&self) -> Self {
         let l0 = &self.layers[0];
@@ -630,6 +647,9 @@ pub struct TrainConfig {
     pub patience: Option<usize>,
     /// Learning-rate schedule over the run (`lr` is its peak).
     pub schedule: LrSchedule,
+    /// Added to the initial forget-gate (LSTM) / update-gate (GRU) bias, see
+    /// [`Network::add_gate_bias`] (0: PyTorch's initialisation).
+    pub gate_bias: f32,
 }
 
 /// How the learning rate moves over a run of `epochs` epochs of `b` mini-batches each, i.e.
@@ -746,6 +766,7 @@ pub fn train(
         classes,
         &mut rng(cfg.seed, STREAM_INIT),
     );
+    net.add_gate_bias(cfg.gate_bias);
     let sizes: Vec<usize> = net.tensors().iter().map(|(_, t)| t.len()).collect();
     let mut opt = adam::Adam::new(cfg.lr, &sizes);
     let mut shuffle_rng = rng(cfg.seed, STREAM_SHUFFLE);
