@@ -4,6 +4,7 @@ use core::fmt;
 
 /// A slice handed to a weights constructor does not have the length the sizes imply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum ShapeError {
     /// `input_size` or `hidden_size` (or a head's size) is zero.

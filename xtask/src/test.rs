@@ -34,7 +34,7 @@ pub fn steps() -> Vec<Step> {
         },
         Step {
             name: "core-targets",
-            about: "core (tinyrnn) builds for Cortex-M0 and Cortex-M4F",
+            about: "core (tinyrnn) builds for Cortex-M0 and Cortex-M4F, with and without `defmt`",
             run: core_targets,
         },
         Step {
@@ -108,6 +108,20 @@ fn core_targets() -> Result<()> {
         cmd::run(cmd::cargo(
             repo_root(),
             &["build", "-p", "tinyrnn", "--release", "--target", target],
+        ))?;
+        // The optional `defmt` feature (defmt::Format on public types) builds too.
+        cmd::run(cmd::cargo(
+            repo_root(),
+            &[
+                "build",
+                "-p",
+                "tinyrnn",
+                "--release",
+                "--features",
+                "defmt",
+                "--target",
+                target,
+            ],
         ))?;
     }
     Ok(())
