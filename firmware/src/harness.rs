@@ -150,6 +150,18 @@ impl<T: Default> Default for StateCell<T> {
     }
 }
 
+/// Builds `fn cases()`, the table of cases, from the `define_cases!((module, name, stream), …)`
+/// invocation the host writes into `firmware/generated/<bin>/cases.rs`.
+#[macro_export]
+macro_rules! define_cases {
+    ($(($m:ident, $name:expr, $stream:expr)),* $(,)?) => {
+        fn cases() -> &'static [&'static dyn $crate::harness::Case] {
+            static CASES: &[&dyn $crate::harness::Case] = &[$($crate::model_case!($m, $name, $stream)),*];
+            CASES
+        }
+    };
+}
+
 /// Implements [`Case`] for a generated model module `$m` and evaluates to a `&'static dyn Case`.
 #[macro_export]
 macro_rules! model_case {

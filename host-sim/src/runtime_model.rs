@@ -24,25 +24,31 @@ pub trait HostNumeric: Numeric {
     fn pre_bits(p: Self::Pre) -> i64;
 }
 
-impl<A: tinyrnn::activation::float::FloatActivation> HostNumeric
-    for tinyrnn::numeric::float::Float<A>
-{
-    fn encode_act(x: f32, _: i8) -> f32 {
-        x
-    }
-    fn decode_act(a: f32, _: i8) -> f64 {
-        a as f64
-    }
-    fn decode_pre(p: f32, _: i8) -> f64 {
-        p as f64
-    }
-    fn act_bits(a: f32) -> i64 {
-        a.to_bits() as i64
-    }
-    fn pre_bits(p: f32) -> i64 {
-        p.to_bits() as i64
-    }
+/// Implements [`HostNumeric`] for a numeric type whose values are plain `f32`.
+#[macro_export]
+macro_rules! float_host_numeric {
+    ($t:ty $(, $param:ident : $bound:path)?) => {
+        impl$(<$param: $bound>)? $crate::runtime_model::HostNumeric for $t {
+            fn encode_act(x: f32, _: i8) -> f32 {
+                x
+            }
+            fn decode_act(a: f32, _: i8) -> f64 {
+                a as f64
+            }
+            fn decode_pre(p: f32, _: i8) -> f64 {
+                p as f64
+            }
+            fn act_bits(a: f32) -> i64 {
+                a.to_bits() as i64
+            }
+            fn pre_bits(p: f32) -> i64 {
+                p.to_bits() as i64
+            }
+        }
+    };
 }
+
+float_host_numeric!(tinyrnn::numeric::float::Float<A>, A: tinyrnn::activation::float::FloatActivation);
 
 /// One recurrent layer's storage in unit-major layout.
 #[derive(Clone, Debug, PartialEq)]

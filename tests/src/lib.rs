@@ -364,3 +364,64 @@ pub fn tinyrnn_bin() -> &'static Path {
         bin
     })
 }
+
+/// What a run of the `tinyrnn` binary produced.
+pub struct Outcome {
+    /// Exit code (`None` if killed by a signal).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Runs the `tinyrnn` binary with `args`, with `RUST_BACKTRACE=1` so a panic would show.
+pub fn tinyrnn<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Outcome {
+    let out = Command::new(tinyrnn_bin())
+        .args(args)
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .expect("run tinyrnn");
+    Outcome {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Exit code ≠ 0 (and not a signal), no panic text, one non-empty stderr line containing every
+/// `needle`; returns that line.
+pub fn assert_clean_failure(what: &str, out: &Outcome, needles: &[&str]) -> String {
+    assert!(
+        matches!(out.code, Some(c) if c != 0),
+        "{what}: expected a non-zero exit code, got {:?}\nstderr: {}",
+        out.code,
+        out.stderr
+    );
+    for bad in ["panicked", "RUST_BACKTRACE", "stack backtrace"] {
+        assert!(
+            !out.stderr.contains(bad),
+            "{what}: stderr contains `{bad}`:\n{}",
+            out.stderr
+        );
+    }
+    let lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "{what}: expected exactly one stderr line, got:\n{}",
+        out.stderr
+    );
+    for n in needles {
+        assert!(
+            lines[0].contains(n),
+            "{what}: stderr line does not mention `{n}`:\n{}",
+            lines[0]
+        );
+    }
+    lines[0].to_string()
+}

@@ -10,33 +10,13 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::Path;
-use std::process::Command;
 
 use tempfile::TempDir;
 use tinyrnn_sim::any_model::AnyModel;
 use tinyrnn_tests::{
-    cases, mismatches, read_csv_f64, read_tensors, tinyrnn_bin, write_tensors, Case, RawTensor,
+    assert_clean_failure, cases, mismatches, read_csv_f64, read_tensors, tinyrnn, write_tensors,
+    Case, Outcome, RawTensor,
 };
-
-struct Outcome {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-fn tinyrnn(args: &[OsString]) -> Outcome {
-    let out = Command::new(tinyrnn_bin())
-        .args(args)
-        // A panic would print its backtrace: make sure we would see it.
-        .env("RUST_BACKTRACE", "1")
-        .output()
-        .expect("run tinyrnn");
-    Outcome {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
 
 /// `tinyrnn run --model M --input X --output Y [extra...]`.
 fn run(model: &Path, input: &Path, output: &Path, extra: &[&str]) -> Outcome {
@@ -58,43 +38,6 @@ fn file_name(p: &Path) -> String {
         .expect("file name")
         .to_string_lossy()
         .into_owned()
-}
-
-/// Exit code ≠ 0 (and not a signal), no panic text, one non-empty stderr line containing every
-/// `needle`; returns that line.
-fn assert_clean_failure(what: &str, out: &Outcome, needles: &[&str]) -> String {
-    assert!(
-        matches!(out.code, Some(c) if c != 0),
-        "{what}: expected a non-zero exit code, got {:?}\nstderr: {}",
-        out.code,
-        out.stderr
-    );
-    for bad in ["panicked", "RUST_BACKTRACE", "stack backtrace"] {
-        assert!(
-            !out.stderr.contains(bad),
-            "{what}: stderr contains `{bad}`:\n{}",
-            out.stderr
-        );
-    }
-    let lines: Vec<&str> = out
-        .stderr
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .collect();
-    assert_eq!(
-        lines.len(),
-        1,
-        "{what}: expected exactly one stderr line, got:\n{}",
-        out.stderr
-    );
-    for n in needles {
-        assert!(
-            lines[0].contains(n),
-            "{what}: stderr line does not mention `{n}`:\n{}",
-            lines[0]
-        );
-    }
-    lines[0].to_string()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -13,31 +13,10 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
 use tempfile::TempDir;
-use tinyrnn_tests::{pytorch_dir, tinyrnn_bin};
-
-struct Outcome {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-fn tinyrnn<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Outcome {
-    let out = Command::new(tinyrnn_bin())
-        .args(args)
-        // A panic would print its backtrace: make sure we would see it.
-        .env("RUST_BACKTRACE", "1")
-        .output()
-        .expect("run tinyrnn");
-    Outcome {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
+use tinyrnn_tests::{assert_clean_failure, pytorch_dir, tinyrnn, Outcome};
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -57,42 +36,6 @@ fn assert_ok(what: &str, out: &Outcome) {
         out.stdout,
         out.stderr
     );
-}
-
-/// Exit code ≠ 0 (and not a signal), no panic text, one non-empty stderr line containing every
-/// `needle`.
-fn assert_clean_failure(what: &str, out: &Outcome, needles: &[&str]) {
-    assert!(
-        matches!(out.code, Some(c) if c != 0),
-        "{what}: expected a non-zero exit code, got {:?}\nstderr: {}",
-        out.code,
-        out.stderr
-    );
-    for bad in ["panicked", "RUST_BACKTRACE", "stack backtrace"] {
-        assert!(
-            !out.stderr.contains(bad),
-            "{what}: stderr contains `{bad}`:\n{}",
-            out.stderr
-        );
-    }
-    let lines: Vec<&str> = out
-        .stderr
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .collect();
-    assert_eq!(
-        lines.len(),
-        1,
-        "{what}: expected exactly one stderr line, got:\n{}",
-        out.stderr
-    );
-    for n in needles {
-        assert!(
-            lines[0].contains(n),
-            "{what}: stderr line does not mention `{n}`:\n{}",
-            lines[0]
-        );
-    }
 }
 
 /// `tinyrnn eval --model M --data D --json`, checked for internal consistency; returns the JSON.

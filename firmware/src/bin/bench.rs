@@ -6,17 +6,8 @@
 #![no_main]
 
 use cortex_m_rt::entry;
-use tinyrnn_firmware::harness::{run_cases, Case, Options};
-
-/// Builds the table of cases from the generated `define_cases!` invocation.
-macro_rules! define_cases {
-    ($(($m:ident, $name:expr, $stream:expr)),* $(,)?) => {
-        fn cases() -> &'static [&'static dyn Case] {
-            static CASES: &[&dyn Case] = &[$(tinyrnn_firmware::model_case!($m, $name, $stream)),*];
-            CASES
-        }
-    };
-}
+use tinyrnn_firmware::define_cases;
+use tinyrnn_firmware::harness::{run_cases, Options};
 
 include!("../../generated/bench/cases.rs");
 

@@ -8,11 +8,7 @@
 
 use std::cell::RefCell;
 
-use tinyrnn::activation::float::{Accurate, FloatActivation};
-use tinyrnn::kernel::dot_f32;
-use tinyrnn::Numeric;
-
-use crate::runtime_model::HostNumeric;
+use tinyrnn::{Numeric, F32};
 
 /// Magnitude statistics of one tensor: maximum and a log2 histogram.
 #[derive(Clone, Debug, PartialEq)]
@@ -96,6 +92,7 @@ pub fn take_stats() -> Vec<LayerStats> {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Recording;
 
+/// The arithmetic itself is `F32`'s: every operation delegates to it and records the result.
 impl Numeric for Recording {
     type Act = f32;
     type Weight = f32;
@@ -116,17 +113,17 @@ impl Numeric for Recording {
         h: &[f32],
         &(layer, _): &(u16, bool),
     ) -> f32 {
-        let p = bias + dot_f32(w_x, x) + dot_f32(w_h, h);
+        let p = F32::preact(bias, w_x, (), x, w_h, (), h, &());
         with_layer(layer, |s| s.pre.record(p as f64));
         p
     }
 
     fn sigmoid(pre: f32, _: &(u16, bool)) -> f32 {
-        Accurate::sigmoid(pre)
+        F32::sigmoid(pre, &())
     }
 
     fn tanh(pre: f32, &(layer, is_hidden): &(u16, bool)) -> f32 {
-        let t = Accurate::tanh(pre);
+        let t = F32::tanh(pre, &());
         if is_hidden {
             with_layer(layer, |s| s.hidden.record(t as f64));
         }
@@ -134,19 +131,19 @@ impl Numeric for Recording {
     }
 
     fn relu(pre: f32, &(layer, _): &(u16, bool)) -> f32 {
-        let h = pre.max(0.0);
+        let h = F32::relu(pre, &());
         with_layer(layer, |s| s.hidden.record(h as f64));
         h
     }
 
     fn gru_candidate(x_part: f32, reset: f32, h_part: f32, &(layer, _): &(u16, bool)) -> f32 {
-        let p = x_part + reset * h_part;
+        let p = F32::gru_candidate(x_part, reset, h_part, &());
         with_layer(layer, |s| s.pre.record(p as f64));
         p
     }
 
     fn gru_hidden(update: f32, candidate: f32, h_prev: f32, &(layer, _): &(u16, bool)) -> f32 {
-        let h = (1.0 - update) * candidate + update * h_prev;
+        let h = F32::gru_hidden(update, candidate, h_prev, &());
         with_layer(layer, |s| s.hidden.record(h as f64));
         h
     }
@@ -158,35 +155,19 @@ impl Numeric for Recording {
         candidate: f32,
         &(layer, _): &(u16, bool),
     ) -> f32 {
-        let c = forget * c + input * candidate;
+        let c = F32::lstm_cell(forget, c, input, candidate, &());
         with_layer(layer, |s| s.cell.record(c as f64));
         c
     }
 
     fn lstm_hidden(output: f32, c: f32, &(layer, _): &(u16, bool)) -> f32 {
-        let h = output * Accurate::tanh(c);
+        let h = F32::lstm_hidden(output, c, &());
         with_layer(layer, |s| s.hidden.record(h as f64));
         h
     }
 }
 
-impl HostNumeric for Recording {
-    fn encode_act(x: f32, _: i8) -> f32 {
-        x
-    }
-    fn decode_act(a: f32, _: i8) -> f64 {
-        a as f64
-    }
-    fn decode_pre(p: f32, _: i8) -> f64 {
-        p as f64
-    }
-    fn act_bits(a: f32) -> i64 {
-        a.to_bits() as i64
-    }
-    fn pre_bits(p: f32) -> i64 {
-        p.to_bits() as i64
-    }
-}
+crate::float_host_numeric!(Recording);
 
 #[cfg(test)]
 mod tests {
