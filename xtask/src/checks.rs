@@ -337,12 +337,9 @@ pub fn panic_free() -> Result<()> {
     Ok(())
 }
 
-/// The q15/w8a16 inference path on Cortex-M0 links no soft-float routine.
-pub fn integer_only() -> Result<()> {
-    let cli = cli()?;
-    let names = write_nopanic_cases(&cli, &["q15", "w8a16"])?;
-    println!("models: {}", names.join(", "));
-    let target = "thumbv6m-none-eabi";
+/// Builds the `nopanic` firmware (with the cases last written) and lists the soft-float
+/// routines its ELF contains.
+fn nopanic_soft_float_symbols(target: &str) -> Result<Vec<String>> {
     let built = build::build_bin(
         &target::firmware_dir(),
         target,
@@ -350,11 +347,19 @@ pub fn integer_only() -> Result<()> {
         &["generated"],
         false,
     )?;
-    let bytes = std::fs::read(&built.elf)?;
-    let float: Vec<String> = elf::symbol_names(&bytes)?
+    Ok(elf::symbol_names(&std::fs::read(&built.elf)?)?
         .into_iter()
         .filter(|name| elf::is_soft_float(name))
-        .collect();
+        .collect())
+}
+
+/// The q15/w8a16 inference path on Cortex-M0 links no soft-float routine.
+pub fn integer_only() -> Result<()> {
+    let cli = cli()?;
+    let names = write_nopanic_cases(&cli, &["q15", "w8a16"])?;
+    println!("models: {}", names.join(", "));
+    let target = "thumbv6m-none-eabi";
+    let float = nopanic_soft_float_symbols(target)?;
     if !float.is_empty() {
         bail!(
             "the fixed-point inference path on {target} links soft-float routines: {}",
@@ -363,17 +368,7 @@ pub fn integer_only() -> Result<()> {
     }
     // The check must be able to fail: the f32 build of the same models does link them.
     let names = write_nopanic_cases(&cli, &["f32"])?;
-    let built_f32 = build::build_bin(
-        &target::firmware_dir(),
-        target,
-        "nopanic",
-        &["generated"],
-        false,
-    )?;
-    let f32_float = elf::symbol_names(&std::fs::read(&built_f32.elf)?)?
-        .into_iter()
-        .filter(|name| elf::is_soft_float(name))
-        .count();
+    let f32_float = nopanic_soft_float_symbols(target)?.len();
     if f32_float == 0 {
         bail!(
             "sanity check: the f32 build ({}) shows no soft-float symbol; the scan is broken",

@@ -13,7 +13,6 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use super::build::Built;
-use super::cases::CaseSource;
 use super::verify::{
     run_cases, write_case_table, CaseResult, PreparedCase, RunCasesOptions, STREAM_FLASH_STEPS,
 };
@@ -149,19 +148,8 @@ pub fn prepare_dataset(model: &Path, data: &Path) -> Result<LabelledCase> {
     let name = format!("{stem} {}", info.numeric);
     Ok(LabelledCase {
         case: PreparedCase {
-            source: CaseSource {
-                name: name.clone(),
-                source,
-                stream: true,
-            },
-            name,
-            cell: info.cell.name().to_owned(),
-            format: info.numeric.to_owned(),
-            input: info.inputs,
-            hidden: info.hidden.clone(),
-            input_words,
-            expected,
             sequence_lengths: lengths,
+            ..super::verify::case_from(name, &info, input_words, expected, source, true)
         },
         classes,
         labels,

@@ -166,7 +166,8 @@ pub fn prepare_model(
     ))
 }
 
-fn case_from(
+/// A prepared case from an exported model and its encoded inputs and expected outputs.
+pub(crate) fn case_from(
     name: String,
     info: &ExportInfo,
     input_words: Vec<Vec<u32>>,
