@@ -27,7 +27,8 @@
 //! assert!(logits[0] > logits[1]);
 //! ```
 #![cfg_attr(not(test), no_std)]
-#![forbid(unsafe_code)]
+// `unsafe` is confined to the optional Arm kernels (`kernel/arm.rs`, feature `asm`).
+#![deny(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod activation;

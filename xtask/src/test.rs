@@ -34,7 +34,7 @@ pub fn steps() -> Vec<Step> {
         },
         Step {
             name: "core-targets",
-            about: "core (tinyrnn) builds for Cortex-M0 and Cortex-M4F, with and without `defmt`",
+            about: "core (tinyrnn) builds for Cortex-M0 and Cortex-M4F, with and without `defmt` and `asm`",
             run: core_targets,
         },
         Step {
@@ -109,7 +109,8 @@ fn core_targets() -> Result<()> {
             repo_root(),
             &["build", "-p", "tinyrnn", "--release", "--target", target],
         ))?;
-        // The optional `defmt` feature (defmt::Format on public types) builds too.
+        // The optional features build too: `defmt` (defmt::Format on public types) and `asm`
+        // (the hand-scheduled Arm kernels, which clippy also checks on the target).
         cmd::run(cmd::cargo(
             repo_root(),
             &[
@@ -118,9 +119,25 @@ fn core_targets() -> Result<()> {
                 "tinyrnn",
                 "--release",
                 "--features",
-                "defmt",
+                "defmt,asm",
                 "--target",
                 target,
+            ],
+        ))?;
+        cmd::run(cmd::cargo(
+            repo_root(),
+            &[
+                "clippy",
+                "-p",
+                "tinyrnn",
+                "--release",
+                "--features",
+                "asm",
+                "--target",
+                target,
+                "--",
+                "-D",
+                "warnings",
             ],
         ))?;
     }

@@ -13,8 +13,6 @@
 //! the table's and the result's rounding at most 1.5e-5 each; the input's conversion to 16
 //! fractional bits at most 7.6e-6. The tests in this file measure the bounds.
 
-use crate::numeric::fixed_point::round_shift;
-
 /// `round(tanh(k / 64) · 32768)` for `k = 0..=512`, saturated at 32767 (the table was generated
 /// with `f64`; `table_matches_tanh` re-checks every entry).
 pub const TANH_TABLE: [i16; 513] = [
@@ -68,10 +66,8 @@ const INTERP_BITS: i32 = 16;
 /// `tanh(v / 2^frac)` in Q15.
 #[inline(always)]
 pub fn tanh_q15(v: i32, frac: i32) -> i16 {
-    let magnitude = (v as i64).abs();
-    // |x| in 16 fractional bits; 8.0 and beyond saturate (tanh(8) = 1 - 2.3e-7).
-    let u = round_shift(magnitude, frac - INTERP_BITS);
-    let y: i32 = if u >= 8i64 << INTERP_BITS {
+    let u = interpolation_input(v.unsigned_abs(), frac);
+    let y: i32 = if u >= SATURATE {
         32767
     } else {
         let u = u as i32;
@@ -85,6 +81,37 @@ pub fn tanh_q15(v: i32, frac: i32) -> i16 {
         lo + (((hi - lo) * rem + half) >> (INTERP_BITS - STEP_BITS))
     };
     (if v < 0 { -y } else { y }) as i16
+}
+
+/// `|x|` = 8.0 with 16 fractional bits: the table's end, where tanh saturates
+/// (tanh(8) = 1 - 2.3e-7).
+const SATURATE: u32 = 8 << INTERP_BITS;
+
+/// `magnitude / 2^frac` with 16 fractional bits, rounded half up, or [`SATURATE`] if that is
+/// 8.0 or more.
+///
+/// The same value as `round_shift(magnitude, frac - 16)` (capped), in 32-bit arithmetic only:
+/// a `u64` shift is a library call on Cortex-M0, and this runs for every gate.
+#[inline(always)]
+fn interpolation_input(magnitude: u32, frac: i32) -> u32 {
+    let shift = frac - INTERP_BITS;
+    if shift <= 0 {
+        // Exact left shift: 8.0 is 2^19 after the shift, so it is reached from 2^(19 - s).
+        let s = shift.unsigned_abs();
+        if magnitude == 0 {
+            0
+        } else if s >= 19 || magnitude >= SATURATE >> s {
+            SATURATE
+        } else {
+            magnitude << s
+        }
+    } else {
+        // Round half up: ⌊m / 2^s⌋ plus bit s - 1 of m; a shift past every bit leaves 0.
+        match magnitude.checked_shr(shift as u32 - 1) {
+            Some(above_half) => ((above_half >> 1) + (above_half & 1)).min(SATURATE),
+            None => 0,
+        }
+    }
 }
 
 /// `sigmoid(v / 2^frac)` in Q15 (never negative, at most 32767).
@@ -101,6 +128,28 @@ mod tests {
 
     fn sigmoid64(x: f64) -> f64 {
         1.0 / (1.0 + (-x).exp())
+    }
+
+    #[test]
+    fn interpolation_input_matches_round_shift() {
+        use crate::numeric::fixed_point::round_shift;
+        let mut v: u32 = 0;
+        let mut values = vec![0, 1, 2, 3, (1 << 19) - 1, 1 << 19, u32::MAX >> 1, 1 << 31];
+        for _ in 0..2000 {
+            // A cheap deterministic spread over every magnitude.
+            v = v.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            values.push(v >> (v % 32));
+        }
+        for frac in -4..=40 {
+            for &m in values.iter().filter(|&&m| m <= 1 << 31) {
+                let reference = round_shift(m as i64, frac - INTERP_BITS).min(SATURATE as i64);
+                assert_eq!(
+                    interpolation_input(m, frac) as i64,
+                    reference,
+                    "m = {m}, frac = {frac}"
+                );
+            }
+        }
     }
 
     #[test]

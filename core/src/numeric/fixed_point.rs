@@ -86,11 +86,14 @@ impl QFormat {
 /// `v / 2^shift` rounded half up (`shift > 0`), or `v · 2^-shift` saturated (`shift < 0`).
 #[inline(always)]
 pub fn round_shift(v: i64, shift: i32) -> i64 {
-    // Common case first, in 32-bit arithmetic: Cortex-M0/M3 have no 64-bit shifts, and every
-    // rescaling the kernels do is of a value below 2^30 by 1..=30 bits. Same result as below.
-    if (1..=30).contains(&shift) && (-(1i64 << 30)..(1i64 << 30)).contains(&v) {
-        let s = shift as u32;
-        return ((v as i32 + (1i32 << (s - 1))) >> s) as i64;
+    // Common case first, in 32-bit arithmetic: Cortex-M0/M3 have no 64-bit shifts, and nearly
+    // every rescaling the kernels do is of an `i32`-sized value by 1..=31 bits. Rounding half up
+    // is `⌊v / 2^s⌋` plus bit `s - 1` of `v`, which cannot overflow (unlike adding 2^(s-1)
+    // first). Same result as the general case below.
+    let narrow = v as i32;
+    if narrow as i64 == v && (1..=31).contains(&shift) {
+        let above_half = narrow >> (shift - 1);
+        return ((above_half >> 1) + (above_half & 1)) as i64;
     }
     if shift >= 64 {
         // |v / 2^shift| ≤ 1/2, and -1/2 rounds up to 0.
@@ -121,7 +124,15 @@ pub fn round_shift(v: i64, shift: i32) -> i64 {
 /// Saturates to `i32`.
 #[inline(always)]
 pub fn sat_i32(v: i64) -> i32 {
-    v.clamp(i32::MIN as i64, i32::MAX as i64) as i32
+    // Test "fits" first: one compare of the high word on 32-bit cores.
+    let narrow = v as i32;
+    if narrow as i64 == v {
+        narrow
+    } else if v < 0 {
+        i32::MIN
+    } else {
+        i32::MAX
+    }
 }
 
 /// Saturates to `i16`.
@@ -182,9 +193,20 @@ impl<W: FixedWeight> Numeric for Fixed<W> {
         f: &QFormat,
     ) -> i32 {
         let pre = f.pre_frac as i32;
-        let from_x = round_shift(W::dot(w_x, x), scale_x as i32 + f.x_frac as i32 - pre);
-        let from_h = round_shift(W::dot(w_h, h), scale_h as i32 + f.h_frac as i32 - pre);
-        sat_i32(from_x.saturating_add(from_h).saturating_add(bias as i64))
+        let (shift_x, shift_h) = (
+            scale_x as i32 + f.x_frac as i32 - pre,
+            scale_h as i32 + f.h_frac as i32 - pre,
+        );
+        let from_x = round_shift(W::dot(w_x, x), shift_x);
+        let from_h = round_shift(W::dot(w_h, h), shift_h);
+        if shift_x >= 0 && shift_h >= 0 {
+            // Right shifts only never grow a dot product, and a dot product of slices shorter
+            // than 2^31 is below 2^61 in magnitude: the plain i64 sum is exact.
+            sat_i32(from_x + from_h + bias as i64)
+        } else {
+            // A left shift may have saturated a term to the i64 range.
+            sat_i32(from_x.saturating_add(from_h).saturating_add(bias as i64))
+        }
     }
 
     #[inline(always)]

@@ -1,5 +1,6 @@
 //! Firmware self-test: proves that logging, computing, instruction counting and exiting with
-//! a status code all work under QEMU. Exits 0 on success.
+//! a status code all work under QEMU, and that the core's dispatched kernels (hand-scheduled
+//! `asm` on cores with DSP or FPU) return the same bits as the portable ones. Exits 0 on success.
 #![no_std]
 #![no_main]
 
@@ -25,6 +26,71 @@ fn dummy_loop(n: u32) -> u32 {
     acc
 }
 
+/// A deterministic pseudo-random sequence (LCG) for kernel test data.
+struct Lcg(u32);
+
+impl Lcg {
+    fn next(&mut self) -> u32 {
+        self.0 = self.0.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        self.0
+    }
+}
+
+/// Every length 0..=70 at every starting alignment of each operand, random values with the
+/// extremes mixed in: the dispatched dot products must equal the portable ones bit for bit.
+/// Returns the number of comparisons.
+fn kernels_match_portable() -> u32 {
+    use tinyrnn::kernel::{self, portable};
+    let mut rng = Lcg(1);
+    let mut w16 = [0i16; 80];
+    let mut x16 = [0i16; 80];
+    let mut wf = [0f32; 80];
+    let mut xf = [0f32; 80];
+    let mut checks = 0;
+    for round in 0..4 {
+        for k in 0..80 {
+            let (a, b) = (rng.next(), rng.next());
+            (w16[k], x16[k]) = match round {
+                // Round 0: every product at its extreme, the worst case for the accumulator.
+                0 => (i16::MIN, i16::MIN),
+                _ => ((a >> 16) as i16, (b >> 16) as i16),
+            };
+            wf[k] = (a >> 8) as f32 / (1u32 << 23) as f32 - 1.0;
+            xf[k] = (b >> 8) as f32 / (1u32 << 22) as f32 - 2.0;
+        }
+        for len in 0..=70 {
+            for (w_at, x_at) in [(0, 0), (1, 0), (0, 1), (1, 1), (2, 3)] {
+                let (w, x) = (&w16[w_at..w_at + len], &x16[x_at..x_at + len]);
+                if kernel::dot_i16(black_box(w), black_box(x)) != portable::dot_i16(w, x) {
+                    defmt::error!(
+                        "dot_i16 len={=usize} at ({=usize},{=usize})",
+                        len,
+                        w_at,
+                        x_at
+                    );
+                    fail("dot_i16 differs from the portable kernel");
+                }
+                let (w, x) = (&wf[w_at..w_at + len], &xf[x_at..x_at + len]);
+                let (got, want) = (
+                    kernel::dot_f32(black_box(w), black_box(x)),
+                    portable::dot_f32(w, x),
+                );
+                if got.to_bits() != want.to_bits() {
+                    defmt::error!(
+                        "dot_f32 len={=usize} at ({=usize},{=usize})",
+                        len,
+                        w_at,
+                        x_at
+                    );
+                    fail("dot_f32 differs from the portable kernel");
+                }
+                checks += 2;
+            }
+        }
+    }
+    checks
+}
+
 #[entry]
 fn main() -> ! {
     defmt::info!("tinyrnn-firmware selftest: start");
@@ -34,6 +100,12 @@ fn main() -> ! {
         fail("sum_of_squares(100) != 338350");
     }
     defmt::info!("sum_of_squares(100) = {=u32}", sum);
+
+    let checks = kernels_match_portable();
+    defmt::info!(
+        "kernels match the portable ones: {=u32} comparisons",
+        checks
+    );
 
     let peripherals = cortex_m::Peripherals::take().unwrap_or_else(|| fail("peripherals taken"));
     let mut counter = icount::InstructionCounter::new(peripherals.SYST);

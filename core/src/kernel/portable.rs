@@ -1,12 +1,9 @@
-//! Slice kernels: the inner loops every cell and head spend their time in.
-//!
-//! Generic cell code forwards here, so code size does not grow with every `(I, H)` pair. All
-//! functions zip their operands: extra elements of the longer slice are ignored, which keeps the
-//! loops free of bounds checks and panics.
+//! The portable kernels: plain Rust, the definition every other implementation must match bit
+//! for bit.
 
 /// Independent partial sums in [`dot_f32`]: enough to hide the add latency and to fill two
 /// 4-lane SIMD registers on the host.
-const F32_LANES: usize = 8;
+pub(crate) const F32_LANES: usize = 8;
 
 /// `Σ w[k] · x[k]` in `f32`.
 ///
@@ -16,11 +13,7 @@ const F32_LANES: usize = 8;
 #[inline(always)]
 pub fn dot_f32(w: &[f32], x: &[f32]) -> f32 {
     let (w_blocks, x_blocks) = (w.chunks_exact(F32_LANES), x.chunks_exact(F32_LANES));
-    let tail = w_blocks
-        .remainder()
-        .iter()
-        .zip(x_blocks.remainder())
-        .fold(0.0, |acc, (w, x)| acc + w * x);
+    let tail = sum_in_order(w_blocks.remainder(), x_blocks.remainder());
     let mut lanes = [0f32; F32_LANES];
     for (w, x) in w_blocks.zip(x_blocks) {
         for ((lane, w), x) in lanes.iter_mut().zip(w).zip(x) {
@@ -29,6 +22,12 @@ pub fn dot_f32(w: &[f32], x: &[f32]) -> f32 {
     }
     let [a, b, c, d, e, f, g, h] = lanes;
     ((a + e) + (b + f)) + ((c + g) + (d + h)) + tail
+}
+
+/// The elements of `dot_f32` past its last full block: `((0 + w₀x₀) + w₁x₁) + …`.
+#[inline(always)]
+pub(crate) fn sum_in_order(w: &[f32], x: &[f32]) -> f32 {
+    w.iter().zip(x).fold(0.0, |acc, (w, x)| acc + w * x)
 }
 
 /// `Σ w[k] · x[k]` of 16-bit weights and activations, exact in `i64`.
@@ -42,7 +41,7 @@ pub fn dot_i16(w: &[i16], x: &[i16]) -> i64 {
 }
 
 /// Terms an `i32` can sum exactly: each `i8 · i16` product is at most 2²² in magnitude, and 511 · 2²² < 2³¹.
-const I8_BLOCK: usize = (1 << 9) - 1;
+pub(crate) const I8_BLOCK: usize = (1 << 9) - 1;
 
 /// `Σ w[k] · x[k]` of 8-bit weights and 16-bit activations, exact.
 ///

@@ -1,0 +1,28 @@
+//! Decides which hand-written Arm kernels (`kernel/arm.rs`) this build may use.
+//!
+//! Stable Rust does not expose Arm target features to `cfg`, so the target name stands in for
+//! them: `thumbv7em-*` always has the DSP extension (`SMLALD`); `thumbv8m.main-*` has it only
+//! when the build enables `+dsp` (as the firmware's Cortex-M33 configuration does). `*eabihf`
+//! targets have a single-precision FPU (`VLDM`, `VMLA.F32`). Nothing is enabled without the
+//! `asm` feature.
+
+use std::env;
+
+fn main() {
+    println!("cargo::rustc-check-cfg=cfg(tinyrnn_asm_dsp)");
+    println!("cargo::rustc-check-cfg=cfg(tinyrnn_asm_fpu)");
+    println!("cargo::rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
+    if env::var_os("CARGO_FEATURE_ASM").is_none() {
+        return;
+    }
+    let target = env::var("TARGET").unwrap_or_default();
+    let rustflags = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
+    let dsp = target.starts_with("thumbv7em-")
+        || (target.starts_with("thumbv8m.main-") && rustflags.contains("+dsp"));
+    if dsp {
+        println!("cargo::rustc-cfg=tinyrnn_asm_dsp");
+    }
+    if target.starts_with("thumbv") && target.ends_with("eabihf") {
+        println!("cargo::rustc-cfg=tinyrnn_asm_fpu");
+    }
+}

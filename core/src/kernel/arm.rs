@@ -1,0 +1,155 @@
+//! Hand-scheduled Cortex-M kernels (feature `asm`), bit-identical to [`portable`].
+//!
+//! LLVM compiles the portable 16-bit dot product to one `SMLALBB` per term, each fed by two
+//! halfword loads (three instructions per multiply-accumulate), and the `f32` one to separate
+//! loads, multiplies and adds. The loops here use the instructions those cores have for the job.
+//! (The 8-bit-weight product stays portable: an `SXTB16`/`PKHBT`/`SMLAD` loop measured 35,049
+//! instructions per LSTM step against 34,151 for LLVM's own code, I = 6, H = 32, Cortex-M4.)
+//!
+//! | kernel | instructions | per term |
+//! |---|---|---|
+//! | [`dot_i16`] (DSP) | `LDRD`/`LDR` two terms per word, `SMLALD` two terms per instruction | 1.5 (aligned), 2 |
+//! | [`dot_f32`] (FPU) | `VLDM` eight values per instruction, `VMLA.F32` | 1.5 (+13 per call) |
+//!
+//! Both are exact re-implementations, not approximations: `SMLALD` adds two exact 16 × 16-bit
+//! products into a 64-bit accumulator, and `VMLA.F32` (unlike `VFMA`) rounds the product before
+//! adding it, exactly like `lane += w * x` in Rust. The lanes and the final additions follow
+//! [`portable::dot_f32`], so the result is the same float.
+//!
+//! Safety rests on two facts, stated at each `asm!` block: the loops read only `4·⌊n/4⌋` (or
+//! `8·⌊n/8⌋`) elements of slices that hold at least `n`; and a word load (`LDR`) from a
+//! halfword-aligned address is architecturally allowed on ARMv7-M and ARMv8-M Mainline while
+//! `CCR.UNALIGN_TRP` is clear (its reset value; `LDRD`/`VLDM` are only used on word-aligned
+//! addresses).
+#![allow(unsafe_code)]
+
+use super::portable;
+
+/// `Σ w[k] · x[k]`, exact in `i64`, with `SMLALD`.
+#[cfg(tinyrnn_asm_dsp)]
+#[inline(always)]
+pub fn dot_i16(w: &[i16], x: &[i16]) -> i64 {
+    let n = w.len().min(x.len());
+    let blocks = n / 4;
+    let (mut lo, mut hi) = (0u32, 0u32);
+    if blocks > 0 {
+        let aligned = (w.as_ptr() as usize | x.as_ptr() as usize).is_multiple_of(4);
+        if aligned {
+            // SAFETY: reads 4·blocks ≤ n elements of `w` and of `x`, from word-aligned starts
+            // (checked above), as `LDRD` requires; touches no other memory and no stack.
+            unsafe {
+                core::arch::asm!(
+                    "2:",
+                    "ldrd {w0}, {w1}, [{w}], #8",
+                    "ldrd {x0}, {x1}, [{x}], #8",
+                    "smlald {lo}, {hi}, {w0}, {x0}",
+                    "smlald {lo}, {hi}, {w1}, {x1}",
+                    "subs {n}, {n}, #1",
+                    "bne 2b",
+                    w = inout(reg) w.as_ptr() => _,
+                    x = inout(reg) x.as_ptr() => _,
+                    n = inout(reg) blocks => _,
+                    w0 = out(reg) _,
+                    w1 = out(reg) _,
+                    x0 = out(reg) _,
+                    x1 = out(reg) _,
+                    lo = inout(reg) lo,
+                    hi = inout(reg) hi,
+                    options(nostack, readonly),
+                );
+            }
+        } else {
+            // SAFETY: reads 4·blocks ≤ n elements of `w` and of `x` with `LDR`, which accepts
+            // halfword-aligned addresses (module doc); touches no other memory and no stack.
+            unsafe {
+                core::arch::asm!(
+                    "2:",
+                    "ldr {a}, [{w}], #4",
+                    "ldr {b}, [{x}], #4",
+                    "smlald {lo}, {hi}, {a}, {b}",
+                    "ldr {a}, [{w}], #4",
+                    "ldr {b}, [{x}], #4",
+                    "smlald {lo}, {hi}, {a}, {b}",
+                    "subs {n}, {n}, #1",
+                    "bne 2b",
+                    w = inout(reg) w.as_ptr() => _,
+                    x = inout(reg) x.as_ptr() => _,
+                    n = inout(reg) blocks => _,
+                    a = out(reg) _,
+                    b = out(reg) _,
+                    lo = inout(reg) lo,
+                    hi = inout(reg) hi,
+                    options(nostack, readonly),
+                );
+            }
+        }
+    }
+    let done = 4 * blocks;
+    let head = (((hi as u64) << 32) | lo as u64) as i64;
+    head + portable::dot_i16(
+        w.get(done..n).unwrap_or_default(),
+        x.get(done..n).unwrap_or_default(),
+    )
+}
+
+/// `Σ w[k] · x[k]` in `f32` with `VLDM` and `VMLA.F32`: the same lanes, roundings and final
+/// additions as [`portable::dot_f32`].
+#[cfg(tinyrnn_asm_fpu)]
+#[inline(always)]
+pub fn dot_f32(w: &[f32], x: &[f32]) -> f32 {
+    const _: () = assert!(portable::F32_LANES == 8, "the asm loop has 8 lanes");
+    let n = w.len().min(x.len());
+    let blocks = n / 8;
+    let mut blocks_total = 0f32;
+    if blocks > 0 {
+        // SAFETY: reads 8·blocks ≤ n elements of `w` and of `x` (f32 slices are word-aligned,
+        // as `VLDM` requires) and the 8 zeros of `LANES_ZERO`. Rust cannot take the FPU's
+        // registers as operands on single-precision-only FPUs, so the loop saves the s0–s23 it
+        // uses on the stack (96 bytes) and restores them before returning.
+        unsafe {
+            core::arch::asm!(
+                "vpush {{s0-s23}}",
+                "vldmia {zero}, {{s0-s7}}",
+                "2:",
+                "vldmia {w}!, {{s8-s15}}",
+                "vldmia {x}!, {{s16-s23}}",
+                "vmla.f32 s0, s8, s16",
+                "vmla.f32 s1, s9, s17",
+                "vmla.f32 s2, s10, s18",
+                "vmla.f32 s3, s11, s19",
+                "vmla.f32 s4, s12, s20",
+                "vmla.f32 s5, s13, s21",
+                "vmla.f32 s6, s14, s22",
+                "vmla.f32 s7, s15, s23",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                // ((a + e) + (b + f)) + ((c + g) + (d + h)), as in `portable::dot_f32`.
+                "vadd.f32 s0, s0, s4",
+                "vadd.f32 s1, s1, s5",
+                "vadd.f32 s2, s2, s6",
+                "vadd.f32 s3, s3, s7",
+                "vadd.f32 s0, s0, s1",
+                "vadd.f32 s2, s2, s3",
+                "vadd.f32 s0, s0, s2",
+                "vmov {sum}, s0",
+                "vpop {{s0-s23}}",
+                w = inout(reg) w.as_ptr() => _,
+                x = inout(reg) x.as_ptr() => _,
+                n = inout(reg) blocks => _,
+                zero = in(reg) LANES_ZERO.as_ptr(),
+                sum = out(reg) blocks_total,
+                options(readonly),
+            );
+        }
+    }
+    let done = 8 * blocks;
+    let tail = portable::sum_in_order(
+        w.get(done..n).unwrap_or_default(),
+        x.get(done..n).unwrap_or_default(),
+    );
+    blocks_total + tail
+}
+
+/// The initial value of `dot_f32`'s eight partial sums.
+#[cfg(tinyrnn_asm_fpu)]
+static LANES_ZERO: [f32; 8] = [0.0; 8];

@@ -1,0 +1,39 @@
+//! Slice kernels: the inner loops every cell and head spend their time in.
+//!
+//! Generic cell code forwards here, so code size does not grow with every `(I, H)` pair. All
+//! functions zip their operands: extra elements of the longer slice are ignored, which keeps the
+//! loops free of bounds checks and panics.
+//!
+//! [`portable`] defines every kernel in plain Rust. With the `asm` feature, Arm builds that have
+//! the DSP extension or an FPU replace some of them with hand-scheduled loops ([`arm`]) that
+//! return **identical bits**: the integer dot products are exact either way, and the `f32` one
+//! performs the same roundings in the same order (see [`dot_f32`]). The firmware's self-test
+//! compares the two on every such target.
+
+#[cfg(any(tinyrnn_asm_dsp, tinyrnn_asm_fpu))]
+pub mod arm;
+pub mod portable;
+
+/// `Σ w[k] · x[k]` in `f32`, in the fixed order of [`portable::dot_f32`].
+#[inline(always)]
+pub fn dot_f32(w: &[f32], x: &[f32]) -> f32 {
+    #[cfg(tinyrnn_asm_fpu)]
+    return arm::dot_f32(w, x);
+    #[cfg(not(tinyrnn_asm_fpu))]
+    return portable::dot_f32(w, x);
+}
+
+/// `Σ w[k] · x[k]` of 16-bit weights and activations, exact in `i64`.
+#[inline(always)]
+pub fn dot_i16(w: &[i16], x: &[i16]) -> i64 {
+    #[cfg(tinyrnn_asm_dsp)]
+    return arm::dot_i16(w, x);
+    #[cfg(not(tinyrnn_asm_dsp))]
+    return portable::dot_i16(w, x);
+}
+
+/// `Σ w[k] · x[k]` of 8-bit weights and 16-bit activations, exact.
+#[inline(always)]
+pub fn dot_i8(w: &[i8], x: &[i16]) -> i64 {
+    portable::dot_i8(w, x)
+}
