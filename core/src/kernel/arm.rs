@@ -3,16 +3,16 @@
 //! LLVM compiles the portable 16-bit dot product to one `SMLALBB` per term, each fed by two
 //! halfword loads (three instructions per multiply-accumulate), and the `f32` one to separate
 //! loads, multiplies and adds. The loops here use the instructions those cores have for the job.
-//! (The 8-bit-weight product stays portable: an `SXTB16`/`PKHBT`/`SMLAD` loop measured 35,049
-//! instructions per LSTM step against 34,151 for LLVM's own code, I = 6, H = 32, Cortex-M4.)
 //!
 //! | kernel | instructions | per term |
 //! |---|---|---|
 //! | [`dot_i16`] (DSP) | `LDRD`/`LDR` two terms per word, `SMLALD` two terms per instruction | 1.5 (aligned), 2 |
+//! | [`dot_i8`] (DSP) | `SXTB16` widens four weights, `PKHBT`/`PKHTB` pair activations, `SMLAD` | 2.75 |
 //! | [`dot_f32`] (FPU) | `VLDM` eight values per instruction, `VMLA.F32` | 1.5 (+13 per call) |
 //!
-//! Both are exact re-implementations, not approximations: `SMLALD` adds two exact 16 × 16-bit
-//! products into a 64-bit accumulator, and `VMLA.F32` (unlike `VFMA`) rounds the product before
+//! All three are exact re-implementations, not approximations: `SMLALD` adds two exact 16 × 16-bit
+//! products into a 64-bit accumulator (`SMLAD` into 32 bits, exact for the blocks of at most
+//! 511 `i8 · i16` products that [`portable::dot_i8`] also uses), and `VMLA.F32` (unlike `VFMA`) rounds the product before
 //! adding it, exactly like `lane += w * x` in Rust. The lanes and the final additions follow
 //! [`portable::dot_f32`], so the result is the same float.
 //!
@@ -84,12 +84,93 @@ pub fn dot_i16(w: &[i16], x: &[i16]) -> i64 {
             }
         }
     }
-    let done = 4 * blocks;
+    let mut done = 4 * blocks;
+    if let (Some(&[w0, w1]), Some(&[x0, x1])) = (w.get(done..done + 2), x.get(done..done + 2)) {
+        // A last pair (short rows, such as a layer's few inputs, are often 4k + 2 long).
+        let (w_pair, x_pair) = (
+            (w0 as u16 as u32) | ((w1 as u16 as u32) << 16),
+            (x0 as u16 as u32) | ((x1 as u16 as u32) << 16),
+        );
+        // SAFETY: register operands only.
+        unsafe {
+            core::arch::asm!(
+                "smlald {lo}, {hi}, {w}, {x}",
+                w = in(reg) w_pair,
+                x = in(reg) x_pair,
+                lo = inout(reg) lo,
+                hi = inout(reg) hi,
+                options(pure, nomem, nostack, preserves_flags),
+            );
+        }
+        done += 2;
+    }
     let head = (((hi as u64) << 32) | lo as u64) as i64;
     head + portable::dot_i16(
         w.get(done..n).unwrap_or_default(),
         x.get(done..n).unwrap_or_default(),
     )
+}
+
+/// `Σ w[k] · x[k]` of 8-bit weights and 16-bit activations, exact, with `SMLAD`: as in
+/// [`portable::dot_i8`], blocks of at most 511 products are summed in `i32`.
+#[cfg(tinyrnn_asm_dsp)]
+#[inline(always)]
+pub fn dot_i8(w: &[i8], x: &[i16]) -> i64 {
+    w.chunks(portable::I8_BLOCK)
+        .zip(x.chunks(portable::I8_BLOCK))
+        .map(|(w, x)| dot_i8_block(w, x) as i64)
+        .sum()
+}
+
+/// One block of [`dot_i8`]: at most 511 products, so the `i32` sum is exact.
+#[cfg(tinyrnn_asm_dsp)]
+#[inline(always)]
+fn dot_i8_block(w: &[i8], x: &[i16]) -> i32 {
+    let n = w.len().min(x.len());
+    let groups = n / 4;
+    let mut acc = 0i32;
+    if groups > 0 {
+        // SAFETY: reads 4·groups ≤ n elements of `w` and of `x` with `LDR`, which accepts
+        // unaligned addresses (module doc); touches no other memory and no stack.
+        //
+        // `SXTB16` widens bytes 0 and 2 (or, rotated, 1 and 3) of four weights into two 16-bit
+        // halves; `PKHBT`/`PKHTB` pair the activations the same way, so each `SMLAD` adds two
+        // exact products.
+        unsafe {
+            core::arch::asm!(
+                "2:",
+                "ldr {wv}, [{w}], #4",
+                "ldr {xa}, [{x}], #4",
+                "ldr {xb}, [{x}], #4",
+                "sxtb16 {wo}, {wv}, ror #8",
+                "sxtb16 {wv}, {wv}",
+                "pkhbt {xe}, {xa}, {xb}, lsl #16",
+                "pkhtb {xb}, {xb}, {xa}, asr #16",
+                "smlad {acc}, {wv}, {xe}, {acc}",
+                "smlad {acc}, {wo}, {xb}, {acc}",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                w = inout(reg) w.as_ptr() => _,
+                x = inout(reg) x.as_ptr() => _,
+                n = inout(reg) groups => _,
+                wv = out(reg) _,
+                wo = out(reg) _,
+                xa = out(reg) _,
+                xb = out(reg) _,
+                xe = out(reg) _,
+                acc = inout(reg) acc,
+                options(nostack, readonly),
+            );
+        }
+    }
+    let done = 4 * groups;
+    let tail = w
+        .get(done..n)
+        .unwrap_or_default()
+        .iter()
+        .zip(x.get(done..n).unwrap_or_default())
+        .fold(0i32, |acc, (&w, &x)| acc + w as i32 * x as i32);
+    acc + tail
 }
 
 /// `Σ w[k] · x[k]` in `f32` with `VLDM` and `VMLA.F32`: the same lanes, roundings and final

@@ -35,5 +35,8 @@ pub fn dot_i16(w: &[i16], x: &[i16]) -> i64 {
 /// `Σ w[k] · x[k]` of 8-bit weights and 16-bit activations, exact.
 #[inline(always)]
 pub fn dot_i8(w: &[i8], x: &[i16]) -> i64 {
-    portable::dot_i8(w, x)
+    #[cfg(tinyrnn_asm_dsp)]
+    return arm::dot_i8(w, x);
+    #[cfg(not(tinyrnn_asm_dsp))]
+    return portable::dot_i8(w, x);
 }

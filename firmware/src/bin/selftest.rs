@@ -42,6 +42,7 @@ impl Lcg {
 fn kernels_match_portable() -> u32 {
     use tinyrnn::kernel::{self, portable};
     let mut rng = Lcg(1);
+    let mut w8 = [0i8; 80];
     let mut w16 = [0i16; 80];
     let mut x16 = [0i16; 80];
     let mut wf = [0f32; 80];
@@ -50,10 +51,10 @@ fn kernels_match_portable() -> u32 {
     for round in 0..4 {
         for k in 0..80 {
             let (a, b) = (rng.next(), rng.next());
-            (w16[k], x16[k]) = match round {
+            (w8[k], w16[k], x16[k]) = match round {
                 // Round 0: every product at its extreme, the worst case for the accumulator.
-                0 => (i16::MIN, i16::MIN),
-                _ => ((a >> 16) as i16, (b >> 16) as i16),
+                0 => (i8::MIN, i16::MIN, i16::MIN),
+                _ => ((a >> 24) as i8, (a >> 16) as i16, (b >> 16) as i16),
             };
             wf[k] = (a >> 8) as f32 / (1u32 << 23) as f32 - 1.0;
             xf[k] = (b >> 8) as f32 / (1u32 << 22) as f32 - 2.0;
@@ -70,6 +71,16 @@ fn kernels_match_portable() -> u32 {
                     );
                     fail("dot_i16 differs from the portable kernel");
                 }
+                let w = &w8[w_at..w_at + len];
+                if kernel::dot_i8(black_box(w), black_box(x)) != portable::dot_i8(w, x) {
+                    defmt::error!(
+                        "dot_i8 len={=usize} at ({=usize},{=usize})",
+                        len,
+                        w_at,
+                        x_at
+                    );
+                    fail("dot_i8 differs from the portable kernel");
+                }
                 let (w, x) = (&wf[w_at..w_at + len], &xf[x_at..x_at + len]);
                 let (got, want) = (
                     kernel::dot_f32(black_box(w), black_box(x)),
@@ -84,7 +95,7 @@ fn kernels_match_portable() -> u32 {
                     );
                     fail("dot_f32 differs from the portable kernel");
                 }
-                checks += 2;
+                checks += 3;
             }
         }
     }
