@@ -110,27 +110,15 @@ impl<'a, N: Numeric> GruWeights<'a, N> {
                     .zip(self.scale_hh.chunks_exact(GATES)),
             )
             .zip(h_next.iter_mut().zip(h_prev));
+        let (x_in, h_in) = (x.get(..i).unwrap_or(x), h_prev.get(..h).unwrap_or(h_prev));
         for ((((w_x, w_h), (bias, &b_hn)), (s_x, s_h)), (h_out, &h_old)) in units {
-            let (&[b_r, b_z, b_in], &[sx_r, sx_z, sx_n], &[sh_r, sh_z, sh_n]) = (bias, s_x, s_h)
+            let (&[b_r, b_z, b_in], Ok(s_x), Ok(s_h)) = (bias, s_x.try_into(), s_h.try_into())
             else {
                 return;
             };
-            let mut wx = w_x.chunks_exact(i);
-            let mut wh = w_h.chunks_exact(h);
-            let (Some(wx_r), Some(wx_z), Some(wx_n), Some(wh_r), Some(wh_z), Some(wh_n)) = (
-                wx.next(),
-                wx.next(),
-                wx.next(),
-                wh.next(),
-                wh.next(),
-                wh.next(),
-            ) else {
-                return;
-            };
-            let r = N::sigmoid(N::preact(b_r, wx_r, sx_r, x, wh_r, sh_r, h_prev, fmt), fmt);
-            let z = N::sigmoid(N::preact(b_z, wx_z, sx_z, x, wh_z, sh_z, h_prev, fmt), fmt);
-            let n_x = N::preact(b_in, wx_n, sx_n, x, &[], sh_n, &[], fmt);
-            let n_h = N::preact(b_hn, &[], sx_n, &[], wh_n, sh_n, h_prev, fmt);
+            let [pr, pz, n_x, n_h] =
+                N::gru_preacts(&[b_r, b_z, b_in, b_hn], w_x, s_x, x_in, w_h, s_h, h_in, fmt);
+            let (r, z) = (N::sigmoid(pr, fmt), N::sigmoid(pz, fmt));
             let n = N::tanh(N::gru_candidate(n_x, r, n_h, fmt), fmt);
             *h_out = N::gru_hidden(z, n, h_old, fmt);
         }

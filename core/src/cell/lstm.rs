@@ -114,18 +114,15 @@ impl<'a, N: Numeric> LstmWeights<'a, N> {
                     .zip(self.scale_hh.chunks_exact(GATES)),
             )
             .zip(h_next.iter_mut().zip(c.iter_mut()));
+        let (x, h_prev) = (x.get(..i).unwrap_or(x), h_prev.get(..h).unwrap_or(h_prev));
         for ((((w_x, w_h), bias), (s_x, s_h)), (h_out, c_j)) in units {
-            // One pass over the unit's four adjacent rows gives everything c'_j and h'_j need.
-            let mut gates = w_x
-                .chunks_exact(i)
-                .zip(w_h.chunks_exact(h))
-                .zip(bias.iter().zip(s_x.iter().zip(s_h)))
-                .map(|((wx, wh), (&b, (&sx, &sh)))| N::preact(b, wx, sx, x, wh, sh, h_prev, fmt));
-            let (Some(pi), Some(pf), Some(pg), Some(po)) =
-                (gates.next(), gates.next(), gates.next(), gates.next())
+            // The unit's four adjacent rows in one pass give everything c'_j and h'_j need.
+            let (Ok(bias), Ok(s_x), Ok(s_h)) = (bias.try_into(), s_x.try_into(), s_h.try_into())
             else {
                 return;
             };
+            let [pi, pf, pg, po] =
+                N::preact_rows::<GATES>(bias, w_x, s_x, x, w_h, s_h, h_prev, fmt);
             let c_new = N::lstm_cell(
                 N::sigmoid(pf, fmt),
                 *c_j,

@@ -44,6 +44,58 @@ impl<A: FloatActivation> Numeric for Float<A> {
     }
 
     #[inline(always)]
+    fn preact_rows<const G: usize>(
+        bias: &[f32; G],
+        w_x: &[f32],
+        scale_x: &[(); G],
+        x: &[f32],
+        w_h: &[f32],
+        scale_h: &[(); G],
+        h: &[f32],
+        format: &(),
+    ) -> [f32; G] {
+        // On FPU cores the G rows run in one pass that shares every load of x and h; each row
+        // then sums from its bias through x and h in order (see `kernel::arm::accumulate_rows`).
+        #[cfg(tinyrnn_asm_fpu)]
+        {
+            let mut acc = *bias;
+            if crate::kernel::arm::accumulate_rows(&mut acc, w_x, x)
+                && crate::kernel::arm::accumulate_rows(&mut acc, w_h, h)
+            {
+                return acc;
+            }
+        }
+        super::preact_rows_one_by_one::<Self, G>(bias, w_x, scale_x, x, w_h, scale_h, h, format)
+    }
+
+    #[inline(always)]
+    fn gru_preacts(
+        bias: &[f32; 4],
+        w_x: &[f32],
+        scale_x: &[(); 3],
+        x: &[f32],
+        w_h: &[f32],
+        scale_h: &[(); 3],
+        h: &[f32],
+        format: &(),
+    ) -> [f32; 4] {
+        // On FPU cores: rows r, z, n of W_ih in one pass from [b_r, b_z, b_in], then rows r, z,
+        // n of W_hh from [r, z, b_hn].
+        #[cfg(tinyrnn_asm_fpu)]
+        {
+            let [b_r, b_z, b_in, b_hn] = *bias;
+            let mut from_x = [b_r, b_z, b_in];
+            if crate::kernel::arm::accumulate_rows(&mut from_x, w_x, x) {
+                let mut from_h = [from_x[0], from_x[1], b_hn];
+                if crate::kernel::arm::accumulate_rows(&mut from_h, w_h, h) {
+                    return [from_h[0], from_h[1], from_x[2], from_h[2]];
+                }
+            }
+        }
+        super::gru_preacts_one_by_one::<Self>(bias, w_x, scale_x, x, w_h, scale_h, h, format)
+    }
+
+    #[inline(always)]
     fn sigmoid(pre: f32, _: &()) -> f32 {
         A::sigmoid(pre)
     }

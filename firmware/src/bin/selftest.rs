@@ -97,9 +97,48 @@ fn kernels_match_portable() -> u32 {
                 }
                 checks += 3;
             }
+            checks += fused_rows_match::<2>(&wf, &xf, len);
+            checks += fused_rows_match::<3>(&wf, &xf, len);
+            checks += fused_rows_match::<4>(&wf, &xf, len);
         }
     }
     checks
+}
+
+/// On FPU cores, `f32` pre-activations of adjacent rows run fused (`kernel::arm::accumulate_rows`):
+/// each row must equal its own in-order sum `((bias + w₀x₀) + w₁x₁) + …`, bit for bit.
+/// Returns the number of comparisons (none on other cores).
+fn fused_rows_match<const G: usize>(w: &[f32], x: &[f32], len: usize) -> u32 {
+    #[cfg(target_abi = "eabihf")]
+    {
+        use tinyrnn::{Numeric, F32};
+        let (Some(w), Some(x)) = (w.get(..G * len.min(w.len() / G)), x.get(..len)) else {
+            return 0;
+        };
+        let len = w.len() / G;
+        let x = &x[..len];
+        let bias: [f32; G] = core::array::from_fn(|g| 0.25 * g as f32 - 0.5);
+        let got = F32::preact_rows::<G>(&bias, black_box(w), &[(); G], x, &[], &[(); G], &[], &());
+        for (g, &got) in got.iter().enumerate() {
+            let row = &w[g * len..(g + 1) * len];
+            let want = row.iter().zip(x).fold(bias[g], |acc, (w, x)| acc + w * x);
+            if got.to_bits() != want.to_bits() {
+                defmt::error!(
+                    "fused f32 rows G={=usize} len={=usize} row {=usize}",
+                    G,
+                    len,
+                    g
+                );
+                fail("fused f32 rows differ from their in-order sums");
+            }
+        }
+        G as u32
+    }
+    #[cfg(not(target_abi = "eabihf"))]
+    {
+        let _ = (w, x, len);
+        0
+    }
 }
 
 #[entry]
