@@ -13,7 +13,7 @@
 //! (`w_ih[j][gate][input]`, see [`lstm`](super::lstm) for why). The r and z biases are folded
 //! (`b_i* + b_h*`); `b_in` and `b_hn` stay separate because `r` multiplies only `W_hn h + b_hn`.
 
-use super::DoubleBuffer;
+use super::{gate_rows, DoubleBuffer};
 use crate::activation::float::FloatActivation;
 use crate::error::{check_len, ShapeError};
 use crate::model::Recurrent;
@@ -110,14 +110,22 @@ impl<'a, N: Numeric> GruWeights<'a, N> {
                     .zip(self.scale_hh.chunks_exact(GATES)),
             )
             .zip(h_next.iter_mut().zip(h_prev));
-        let (x_in, h_in) = (x.get(..i).unwrap_or(x), h_prev.get(..h).unwrap_or(h_prev));
         for ((((w_x, w_h), (bias, &b_hn)), (s_x, s_h)), (h_out, &h_old)) in units {
             let (&[b_r, b_z, b_in], Ok(s_x), Ok(s_h)) = (bias, s_x.try_into(), s_h.try_into())
             else {
                 return;
             };
-            let [pr, pz, n_x, n_h] =
-                N::gru_preacts(&[b_r, b_z, b_in, b_hn], w_x, s_x, x_in, w_h, s_h, h_in, fmt);
+            let (rows_x, rows_h) = (gate_rows(w_x, i), gate_rows(w_h, h));
+            let [pr, pz, n_x, n_h] = N::gru_preacts(
+                &[b_r, b_z, b_in, b_hn],
+                rows_x,
+                s_x,
+                x,
+                rows_h,
+                s_h,
+                h_prev,
+                fmt,
+            );
             let (r, z) = (N::sigmoid(pr, fmt), N::sigmoid(pz, fmt));
             let n = N::tanh(N::gru_candidate(n_x, r, n_h, fmt), fmt);
             *h_out = N::gru_hidden(z, n, h_old, fmt);

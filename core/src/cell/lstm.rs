@@ -17,7 +17,7 @@
 //! `c'_j` and `h'_j`. The two biases are folded into one (`b_i* + b_h*`), which is exact
 //! in real arithmetic. The host tool reorders PyTorch tensors at import time.
 
-use super::DoubleBuffer;
+use super::{gate_rows, DoubleBuffer};
 use crate::activation::float::FloatActivation;
 use crate::error::{check_len, ShapeError};
 use crate::model::Recurrent;
@@ -114,15 +114,31 @@ impl<'a, N: Numeric> LstmWeights<'a, N> {
                     .zip(self.scale_hh.chunks_exact(GATES)),
             )
             .zip(h_next.iter_mut().zip(c.iter_mut()));
-        let (x, h_prev) = (x.get(..i).unwrap_or(x), h_prev.get(..h).unwrap_or(h_prev));
         for ((((w_x, w_h), bias), (s_x, s_h)), (h_out, c_j)) in units {
-            // The unit's four adjacent rows in one pass give everything c'_j and h'_j need.
-            let (Ok(bias), Ok(s_x), Ok(s_h)) = (bias.try_into(), s_x.try_into(), s_h.try_into())
-            else {
-                return;
+            // The unit's four adjacent rows give everything c'_j and h'_j need.
+            let [pi, pf, pg, po] = if N::FUSES_ROWS {
+                let (Ok(bias), Ok(s_x), Ok(s_h)) =
+                    (bias.try_into(), s_x.try_into(), s_h.try_into())
+                else {
+                    return;
+                };
+                let (rows_x, rows_h) = (gate_rows(w_x, i), gate_rows(w_h, h));
+                N::preact_rows::<GATES>(bias, rows_x, s_x, x, rows_h, s_h, h_prev, fmt)
+            } else {
+                let mut gates = w_x
+                    .chunks_exact(i)
+                    .zip(w_h.chunks_exact(h))
+                    .zip(bias.iter().zip(s_x.iter().zip(s_h)))
+                    .map(|((wx, wh), (&b, (&sx, &sh)))| {
+                        N::preact(b, wx, sx, x, wh, sh, h_prev, fmt)
+                    });
+                let (Some(pi), Some(pf), Some(pg), Some(po)) =
+                    (gates.next(), gates.next(), gates.next(), gates.next())
+                else {
+                    return;
+                };
+                [pi, pf, pg, po]
             };
-            let [pi, pf, pg, po] =
-                N::preact_rows::<GATES>(bias, w_x, s_x, x, w_h, s_h, h_prev, fmt);
             let c_new = N::lstm_cell(
                 N::sigmoid(pf, fmt),
                 *c_j,

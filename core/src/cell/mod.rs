@@ -56,6 +56,17 @@ impl<A, const H: usize> DoubleBuffer<A, H> {
     }
 }
 
+/// The `G` gate rows of `len` weights each that start `unit_weights` (a unit's rows, adjacent in
+/// the unit-major layout); rows past the end are empty.
+#[inline(always)]
+pub(crate) fn gate_rows<W, const G: usize>(unit_weights: &[W], len: usize) -> [&[W]; G] {
+    let mut rows: [&[W]; G] = [&[]; G];
+    for (row, weights) in rows.iter_mut().zip(unit_weights.chunks_exact(len.max(1))) {
+        *row = weights;
+    }
+    rows
+}
+
 /// One recurrent layer of any kind, as slices: what a model loaded at run time is made of.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum LayerWeights<'a, N: Numeric> {

@@ -311,36 +311,36 @@ macro_rules! accumulate_rows_asm {
     };
 }
 
-/// `acc[g] += Σ_k w[g·n + k] · v[k]` for the `G` rows of `w` (`n = v.len()`), summed in order
+/// `acc[g] += Σ_k rows[g][k] · v[k]` for `G` rows of `v.len()` weights each, summed in order
 /// of `k`, with every element of `v` loaded once for all rows: the fused gate rows of
 /// [`Numeric::preact_rows`](crate::Numeric::preact_rows) and
 /// [`Numeric::gru_preacts`](crate::Numeric::gru_preacts) for `f32`.
 ///
 /// Per block of four elements: one `VLDM` of `v`, and per row one `VLDM` of weights and four
 /// `VMLA.F32` — 1.31 instructions per multiply-accumulate for `G` = 4, 1.33 for 3.
-/// Returns `false`, having done nothing, for a `G` other than 2, 3 or 4 or when `w` does not
-/// hold exactly `G` rows of `n`.
+/// Returns `false`, having done nothing, for a `G` other than 2, 3 or 4 or when a row's length
+/// is not `v.len()`.
 ///
 /// The rows sum in order (`((acc + w₀v₀) + w₁v₁) + …`), not in the eight lanes of
 /// [`portable::dot_f32`]: an `f32` model on these cores differs from the host in rounding only
 /// (what `tinyrnn verify` allows for `f32`, 1e-5).
 #[cfg(tinyrnn_asm_fpu)]
 #[inline(always)]
-pub fn accumulate_rows<const G: usize>(acc: &mut [f32; G], w: &[f32], v: &[f32]) -> bool {
+pub fn accumulate_rows<const G: usize>(acc: &mut [f32; G], rows: [&[f32]; G], v: &[f32]) -> bool {
     let n = v.len();
-    if w.len() != G * n || !(2..=4).contains(&G) {
+    if rows.iter().any(|row| row.len() != n) || !(2..=4).contains(&G) {
         return false;
     }
     if n == 0 {
         return true;
     }
     let (blocks, singles) = (n / 4, n % 4);
-    let row = |g: usize| w.as_ptr().wrapping_add(g * n);
+    let row = |g: usize| rows.get(g).map_or(core::ptr::null(), |row| row.as_ptr());
     let (acc, v) = (acc.as_mut_ptr(), v.as_ptr());
-    // SAFETY: reads exactly `n` elements of `v` and of each of the `G` rows of `w` (whose length
-    // was checked above) and reads and writes the `G` elements of `acc`; f32 data is
-    // word-aligned, as `VLDM` requires. s0–s11 are saved and restored on the stack (48 bytes),
-    // as Rust cannot name them on single-precision FPUs.
+    // SAFETY: reads exactly `n` elements of `v` and of each of the `G` rows (whose lengths were
+    // checked above; `G` is 2, 3 or 4, so every pointer used is a row's) and reads and writes
+    // the `G` elements of `acc`; f32 data is word-aligned, as `VLDM` requires. s0–s11 are saved
+    // and restored on the stack (48 bytes), as Rust cannot name them on single-precision FPUs.
     unsafe {
         match G {
             2 => accumulate_rows_asm!(acc, v, blocks, singles, "s0-s1",

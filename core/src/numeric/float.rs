@@ -28,6 +28,7 @@ impl<A: FloatActivation> Numeric for Float<A> {
     type Cell = f32;
     type RowScale = ();
     type Format = ();
+    const FUSES_ROWS: bool = cfg!(tinyrnn_asm_fpu);
 
     #[inline(always)]
     fn preact(
@@ -46,10 +47,10 @@ impl<A: FloatActivation> Numeric for Float<A> {
     #[inline(always)]
     fn preact_rows<const G: usize>(
         bias: &[f32; G],
-        w_x: &[f32],
+        w_x: [&[f32]; G],
         scale_x: &[(); G],
         x: &[f32],
-        w_h: &[f32],
+        w_h: [&[f32]; G],
         scale_h: &[(); G],
         h: &[f32],
         format: &(),
@@ -71,10 +72,10 @@ impl<A: FloatActivation> Numeric for Float<A> {
     #[inline(always)]
     fn gru_preacts(
         bias: &[f32; 4],
-        w_x: &[f32],
+        w_x: [&[f32]; 3],
         scale_x: &[(); 3],
         x: &[f32],
-        w_h: &[f32],
+        w_h: [&[f32]; 3],
         scale_h: &[(); 3],
         h: &[f32],
         format: &(),

@@ -53,10 +53,13 @@ pub trait Numeric: Copy + Debug + 'static {
         format: &Self::Format,
     ) -> Self::Pre;
 
-    /// The pre-activations of `G` adjacent rows — the gates of one unit — at once:
-    /// `out[g] = preact(bias[g], row g of w_x, scale_x[g], x, row g of w_h, scale_h[g], h)`,
-    /// where `w_x` holds `G` rows of `w_x.len() / G` weights and `w_h` `G` rows of
-    /// `w_h.len() / G`.
+    /// Whether [`preact_rows`](Numeric::preact_rows) is faster than one
+    /// [`preact`](Numeric::preact) per row on this target. Cells that can take either path ask
+    /// first: for the fixed-point types LLVM specialises the row-by-row loop better.
+    const FUSES_ROWS: bool = false;
+
+    /// The pre-activations of `G` rows — the gates of one unit — at once:
+    /// `out[g] = preact(bias[g], w_x[g], scale_x[g], x, w_h[g], scale_h[g], h)`.
     ///
     /// The default computes the rows one by one ([`preact_rows_one_by_one`]). A numeric type may
     /// fuse them to share every load of `x` and `h` between the rows: `f32` does on Cortex-M
@@ -65,10 +68,10 @@ pub trait Numeric: Copy + Debug + 'static {
     #[inline(always)]
     fn preact_rows<const G: usize>(
         bias: &[Self::Bias; G],
-        w_x: &[Self::Weight],
+        w_x: [&[Self::Weight]; G],
         scale_x: &[Self::RowScale; G],
         x: &[Self::Act],
-        w_h: &[Self::Weight],
+        w_h: [&[Self::Weight]; G],
         scale_h: &[Self::RowScale; G],
         h: &[Self::Act],
         format: &Self::Format,
@@ -76,8 +79,8 @@ pub trait Numeric: Copy + Debug + 'static {
         preact_rows_one_by_one::<Self, G>(bias, w_x, scale_x, x, w_h, scale_h, h, format)
     }
 
-    /// The four sums of one GRU unit, `[r, z, n_x, n_h]`, whose weights `w_x` and `w_h` each
-    /// hold the rows r, z, n (in that order): `r` and `z` are full pre-activations (biases
+    /// The four sums of one GRU unit, `[r, z, n_x, n_h]`, from the rows r, z, n (in that order)
+    /// of `w_x` and of `w_h`: `r` and `z` are full pre-activations (biases
     /// `bias[0]`, `bias[1]`), `n_x` the input part of the candidate (bias `bias[2]`, no `h`) and
     /// `n_h` its recurrent part (bias `bias[3]`, no `x`).
     ///
@@ -87,10 +90,10 @@ pub trait Numeric: Copy + Debug + 'static {
     #[inline(always)]
     fn gru_preacts(
         bias: &[Self::Bias; 4],
-        w_x: &[Self::Weight],
+        w_x: [&[Self::Weight]; 3],
         scale_x: &[Self::RowScale; 3],
         x: &[Self::Act],
-        w_h: &[Self::Weight],
+        w_h: [&[Self::Weight]; 3],
         scale_h: &[Self::RowScale; 3],
         h: &[Self::Act],
         format: &Self::Format,
@@ -135,20 +138,23 @@ pub trait Numeric: Copy + Debug + 'static {
 #[inline(always)]
 pub fn preact_rows_one_by_one<N: Numeric, const G: usize>(
     bias: &[N::Bias; G],
-    w_x: &[N::Weight],
+    w_x: [&[N::Weight]; G],
     scale_x: &[N::RowScale; G],
     x: &[N::Act],
-    w_h: &[N::Weight],
+    w_h: [&[N::Weight]; G],
     scale_h: &[N::RowScale; G],
     h: &[N::Act],
     format: &N::Format,
 ) -> [N::Pre; G] {
-    let (row_x, row_h) = (w_x.len() / G.max(1), w_h.len() / G.max(1));
-    core::array::from_fn(|g| {
-        let wx = w_x.get(g * row_x..(g + 1) * row_x).unwrap_or_default();
-        let wh = w_h.get(g * row_h..(g + 1) * row_h).unwrap_or_default();
-        N::preact(bias[g], wx, scale_x[g], x, wh, scale_h[g], h, format)
-    })
+    // A plain loop over a const count (unrolled), not `array::from_fn`: that closure can stay
+    // out of line, which costs the per-size specialisation of every dot product.
+    let mut out = [N::Pre::default(); G];
+    for (g, out) in out.iter_mut().enumerate() {
+        *out = N::preact(
+            bias[g], w_x[g], scale_x[g], x, w_h[g], scale_h[g], h, format,
+        );
+    }
+    out
 }
 
 /// [`Numeric::gru_preacts`] as four calls of [`Numeric::preact`].
@@ -156,22 +162,19 @@ pub fn preact_rows_one_by_one<N: Numeric, const G: usize>(
 #[inline(always)]
 pub fn gru_preacts_one_by_one<N: Numeric>(
     bias: &[N::Bias; 4],
-    w_x: &[N::Weight],
+    w_x: [&[N::Weight]; 3],
     scale_x: &[N::RowScale; 3],
     x: &[N::Act],
-    w_h: &[N::Weight],
+    w_h: [&[N::Weight]; 3],
     scale_h: &[N::RowScale; 3],
     h: &[N::Act],
     format: &N::Format,
 ) -> [N::Pre; 4] {
-    let (row_x, row_h) = (w_x.len() / 3, w_h.len() / 3);
-    let wx = |g: usize| w_x.get(g * row_x..(g + 1) * row_x).unwrap_or_default();
-    let wh = |g: usize| w_h.get(g * row_h..(g + 1) * row_h).unwrap_or_default();
     let [b_r, b_z, b_in, b_hn] = *bias;
     [
-        N::preact(b_r, wx(0), scale_x[0], x, wh(0), scale_h[0], h, format),
-        N::preact(b_z, wx(1), scale_x[1], x, wh(1), scale_h[1], h, format),
-        N::preact(b_in, wx(2), scale_x[2], x, &[], scale_h[2], &[], format),
-        N::preact(b_hn, &[], scale_x[2], &[], wh(2), scale_h[2], h, format),
+        N::preact(b_r, w_x[0], scale_x[0], x, w_h[0], scale_h[0], h, format),
+        N::preact(b_z, w_x[1], scale_x[1], x, w_h[1], scale_h[1], h, format),
+        N::preact(b_in, w_x[2], scale_x[2], x, &[], scale_h[2], &[], format),
+        N::preact(b_hn, &[], scale_x[2], &[], w_h[2], scale_h[2], h, format),
     ]
 }

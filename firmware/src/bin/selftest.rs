@@ -118,7 +118,18 @@ fn fused_rows_match<const G: usize>(w: &[f32], x: &[f32], len: usize) -> u32 {
         let len = w.len() / G;
         let x = &x[..len];
         let bias: [f32; G] = core::array::from_fn(|g| 0.25 * g as f32 - 0.5);
-        let got = F32::preact_rows::<G>(&bias, black_box(w), &[(); G], x, &[], &[(); G], &[], &());
+        let rows: [&[f32]; G] = core::array::from_fn(|g| &w[g * len..(g + 1) * len]);
+        let no_rows: [&[f32]; G] = [&[]; G];
+        let got = F32::preact_rows::<G>(
+            &bias,
+            black_box(rows),
+            &[(); G],
+            x,
+            no_rows,
+            &[(); G],
+            &[],
+            &(),
+        );
         for (g, &got) in got.iter().enumerate() {
             let row = &w[g * len..(g + 1) * len];
             let want = row.iter().zip(x).fold(bias[g], |acc, (w, x)| acc + w * x);
