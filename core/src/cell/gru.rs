@@ -13,7 +13,7 @@
 //! (`w_ih[j][gate][input]`, see [`lstm`](super::lstm) for why). The r and z biases are folded
 //! (`b_i* + b_h*`); `b_in` and `b_hn` stay separate because `r` multiplies only `W_hn h + b_hn`.
 
-use super::{gate_rows, DoubleBuffer};
+use super::DoubleBuffer;
 use crate::activation::float::FloatActivation;
 use crate::error::{check_len, ShapeError};
 use crate::model::Recurrent;
@@ -111,22 +111,42 @@ impl<'a, N: Numeric> GruWeights<'a, N> {
             )
             .zip(h_next.iter_mut().zip(h_prev));
         for ((((w_x, w_h), (bias, &b_hn)), (s_x, s_h)), (h_out, &h_old)) in units {
-            let (&[b_r, b_z, b_in], Ok(s_x), Ok(s_h)) = (bias, s_x.try_into(), s_h.try_into())
+            let (&[b_r, b_z, b_in], &[sx_r, sx_z, sx_n], &[sh_r, sh_z, sh_n]) = (bias, s_x, s_h)
             else {
                 return;
             };
-            let (rows_x, rows_h) = (gate_rows(w_x, i), gate_rows(w_h, h));
-            let [pr, pz, n_x, n_h] = N::gru_preacts(
-                &[b_r, b_z, b_in, b_hn],
-                rows_x,
-                s_x,
-                x,
-                rows_h,
-                s_h,
-                h_prev,
-                fmt,
-            );
-            let (r, z) = (N::sigmoid(pr, fmt), N::sigmoid(pz, fmt));
+            let mut wx = w_x.chunks_exact(i);
+            let mut wh = w_h.chunks_exact(h);
+            let (Some(wx_r), Some(wx_z), Some(wx_n), Some(wh_r), Some(wh_z), Some(wh_n)) = (
+                wx.next(),
+                wx.next(),
+                wx.next(),
+                wh.next(),
+                wh.next(),
+                wh.next(),
+            ) else {
+                return;
+            };
+            let (r, z, n_x, n_h) = if N::FUSES_ROWS {
+                let [pr, pz, n_x, n_h] = N::gru_preacts(
+                    &[b_r, b_z, b_in, b_hn],
+                    [wx_r, wx_z, wx_n],
+                    &[sx_r, sx_z, sx_n],
+                    x,
+                    [wh_r, wh_z, wh_n],
+                    &[sh_r, sh_z, sh_n],
+                    h_prev,
+                    fmt,
+                );
+                (N::sigmoid(pr, fmt), N::sigmoid(pz, fmt), n_x, n_h)
+            } else {
+                (
+                    N::sigmoid(N::preact(b_r, wx_r, sx_r, x, wh_r, sh_r, h_prev, fmt), fmt),
+                    N::sigmoid(N::preact(b_z, wx_z, sx_z, x, wh_z, sh_z, h_prev, fmt), fmt),
+                    N::preact(b_in, wx_n, sx_n, x, &[], sh_n, &[], fmt),
+                    N::preact(b_hn, &[], sx_n, &[], wh_n, sh_n, h_prev, fmt),
+                )
+            };
             let n = N::tanh(N::gru_candidate(n_x, r, n_h, fmt), fmt);
             *h_out = N::gru_hidden(z, n, h_old, fmt);
         }
