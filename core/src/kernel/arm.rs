@@ -1,4 +1,4 @@
-//! Hand-scheduled Cortex-M kernels (feature `asm`), bit-identical to [`portable`].
+//! Hand-scheduled Cortex-M kernels (feature `asm`).
 //!
 //! LLVM compiles the portable 16-bit dot product to one `SMLALBB` per term, each fed by two
 //! halfword loads (three instructions per multiply-accumulate), and the `f32` one to separate
@@ -9,12 +9,15 @@
 //! | [`dot_i16`] (DSP) | `LDRD`/`LDR` two terms per word, `SMLALD` two terms per instruction | 1.5 (aligned), 2 |
 //! | [`dot_i8`] (DSP) | `SXTB16` widens four weights, `PKHBT`/`PKHTB` pair activations, `SMLAD` | 2.75 |
 //! | [`dot_f32`] (FPU) | `VLDM` eight values per instruction, `VMLA.F32` | 1.5 (+13 per call) |
+//! | [`accumulate_rows`] (FPU) | 2–4 gate rows per pass, one `VLDM` of four inputs for all rows | 1.31 (4 rows) |
 //!
-//! All three are exact re-implementations, not approximations: `SMLALD` adds two exact 16 × 16-bit
-//! products into a 64-bit accumulator (`SMLAD` into 32 bits, exact for the blocks of at most
-//! 511 `i8 · i16` products that [`portable::dot_i8`] also uses), and `VMLA.F32` (unlike `VFMA`) rounds the product before
-//! adding it, exactly like `lane += w * x` in Rust. The lanes and the final additions follow
-//! [`portable::dot_f32`], so the result is the same float.
+//! The three dot products are exact re-implementations of [`portable`], bit for bit: `SMLALD`
+//! adds two exact 16 × 16-bit products into a 64-bit accumulator, `SMLAD` two into 32 bits
+//! (exact for the blocks of at most 511 `i8 · i16` products that [`portable::dot_i8`] also
+//! uses), and `VMLA.F32` (unlike `VFMA`) rounds the product before adding it, exactly like
+//! `lane += w * x` in Rust, with the lanes and final additions of [`portable::dot_f32`].
+//! [`accumulate_rows`] sums each row in order instead, its own definition (which the self-test
+//! checks bit for bit).
 //!
 //! Safety rests on two facts, stated at each `asm!` block: the loops read only `4·⌊n/4⌋` (or
 //! `8·⌊n/8⌋`) elements of slices that hold at least `n`; and a word load (`LDR`) from a

@@ -5,10 +5,12 @@
 //! loops free of bounds checks and panics.
 //!
 //! [`portable`] defines every kernel in plain Rust. With the `asm` feature, Arm builds that have
-//! the DSP extension or an FPU replace some of them with hand-scheduled loops ([`arm`]) that
+//! the DSP extension or an FPU replace some of them with hand-scheduled loops (`arm.rs`) that
 //! return **identical bits**: the integer dot products are exact either way, and the `f32` one
-//! performs the same roundings in the same order (see [`dot_f32`]). The firmware's self-test
-//! compares the two on every such target.
+//! performs the same roundings in the same order (see [`dot_f32`]). On FPU cores the `f32` gate
+//! rows of a unit also run fused, each row summed in order — the one place where a target's
+//! `f32` rounding differs from the host's (see `Numeric::preact_rows`). The firmware's
+//! self-test checks every Arm kernel against its definition on every such target.
 
 #[cfg(any(tinyrnn_asm_dsp, tinyrnn_asm_fpu))]
 pub mod arm;
