@@ -16,6 +16,57 @@ pub trait FloatActivation: Copy + core::fmt::Debug + Default + PartialEq + 'stat
     fn sigmoid(x: f32) -> f32;
     /// Hyperbolic tangent.
     fn tanh(x: f32) -> f32;
+
+    /// The four LSTM gates of a unit from their pre-activations `[i, f, g, o]`:
+    /// `[σ(i), σ(f), tanh(g), σ(o)]`, each exactly as [`sigmoid`](Self::sigmoid) and
+    /// [`tanh`](Self::tanh) compute it (an implementation may evaluate them as one vector).
+    #[inline(always)]
+    fn lstm_gates([i, f, g, o]: [f32; 4]) -> [f32; 4] {
+        [
+            Self::sigmoid(i),
+            Self::sigmoid(f),
+            Self::tanh(g),
+            Self::sigmoid(o),
+        ]
+    }
+}
+
+/// The arithmetic the rational `tanh` needs: `f32`, or on the host four `f32` lanes that each
+/// round exactly like `f32` (so a vector of results equals the scalar results bit for bit).
+pub(crate) trait TanhLanes:
+    Copy + core::ops::Add<Output = Self> + core::ops::Mul<Output = Self> + core::ops::Div<Output = Self>
+{
+    /// Every lane `v`.
+    fn splat(v: f32) -> Self;
+    /// `f32::clamp(x, -limit, limit)` in every lane (NaN stays NaN).
+    fn clamp_magnitude(self, limit: f32) -> Self;
+}
+
+impl TanhLanes for f32 {
+    #[inline(always)]
+    fn splat(v: f32) -> f32 {
+        v
+    }
+
+    #[inline(always)]
+    fn clamp_magnitude(self, limit: f32) -> f32 {
+        self.clamp(-limit, limit)
+    }
+}
+
+/// [`Accurate::tanh`] in every lane: `x·P(x²)/Q(x²)` of `x` clamped to ±[`TANH_CLAMP`].
+#[inline(always)]
+pub(crate) fn rational_tanh<T: TanhLanes>(x: T) -> T {
+    let c = |k: f32| T::splat(k);
+    let x = x.clamp_magnitude(TANH_CLAMP);
+    let t = x * x;
+    let p = (((c(TANH_P[4]) * t + c(TANH_P[3])) * t + c(TANH_P[2])) * t + c(TANH_P[1])) * t
+        + c(TANH_P[0]);
+    let q = (((c(TANH_Q[4]) * t + c(TANH_Q[3])) * t + c(TANH_Q[2])) * t + c(TANH_Q[1])) * t
+        + c(TANH_Q[0]);
+    // Within [-1, 1] by construction of TANH_P, without a clamp: on an FPU without
+    // VMINNM/VMAXNM a clamp costs eight instructions, and this runs for every gate.
+    x * p / q
 }
 
 /// Accurate activations (≤ 1e-6 absolute error), the default.
@@ -57,13 +108,16 @@ impl FloatActivation for Accurate {
 
     #[inline(always)]
     fn tanh(x: f32) -> f32 {
-        let x = x.clamp(-TANH_CLAMP, TANH_CLAMP);
-        let t = x * x;
-        let p = (((TANH_P[4] * t + TANH_P[3]) * t + TANH_P[2]) * t + TANH_P[1]) * t + TANH_P[0];
-        let q = (((TANH_Q[4] * t + TANH_Q[3]) * t + TANH_Q[2]) * t + TANH_Q[1]) * t + TANH_Q[0];
-        // Within [-1, 1] by construction of TANH_P, without a clamp: on an FPU without
-        // VMINNM/VMAXNM a clamp costs eight instructions, and this runs for every gate.
-        x * p / q
+        rational_tanh(x)
+    }
+
+    /// On the host: one 4-lane `tanh` of `[i/2, f/2, g, o/2]`, then `0.5 + 0.5·t` in the sigmoid
+    /// lanes: the scalar definitions, lane by lane.
+    #[cfg(not(target_os = "none"))]
+    #[inline(always)]
+    fn lstm_gates([i, f, g, o]: [f32; 4]) -> [f32; 4] {
+        let t = rational_tanh(wide::f32x4::from([0.5 * i, 0.5 * f, g, 0.5 * o])).to_array();
+        [0.5 + 0.5 * t[0], 0.5 + 0.5 * t[1], t[2], 0.5 + 0.5 * t[3]]
     }
 }
 
@@ -140,6 +194,37 @@ mod tests {
             let t = Accurate::tanh(x);
             assert!(t <= 1.0, "tanh({x}) = {t}");
             assert_eq!(Accurate::tanh(-x), -t);
+        }
+    }
+
+    #[test]
+    fn vector_lstm_gates_equal_the_scalar_functions() {
+        // Every clamp boundary, NaN and infinities, and a dense grid: the host evaluates the
+        // four gates as one vector; each lane must be the scalar function's bits.
+        let special = [
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            18.0,
+            -18.0,
+            9.0,
+            -9.0,
+        ];
+        let inputs: Vec<f32> = grid().step_by(7).chain(special).collect();
+        for (k, &a) in inputs.iter().enumerate() {
+            let b = inputs[(k * 31 + 5) % inputs.len()];
+            let pre = [a, b, a * 0.5, -b];
+            let got = Accurate::lstm_gates(pre);
+            let want = [
+                Accurate::sigmoid(pre[0]),
+                Accurate::sigmoid(pre[1]),
+                Accurate::tanh(pre[2]),
+                Accurate::sigmoid(pre[3]),
+            ];
+            for (g, (got, want)) in got.iter().zip(want).enumerate() {
+                let same = got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan());
+                assert!(same, "gate {g} of {pre:?}: {got} != {want}");
+            }
         }
     }
 

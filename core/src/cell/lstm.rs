@@ -139,15 +139,10 @@ impl<'a, N: Numeric> LstmWeights<'a, N> {
                 };
                 [pi, pf, pg, po]
             };
-            let c_new = N::lstm_cell(
-                N::sigmoid(pf, fmt),
-                *c_j,
-                N::sigmoid(pi, fmt),
-                N::tanh(pg, fmt),
-                fmt,
-            );
+            let [i_gate, f_gate, g_gate, o_gate] = N::lstm_gates([pi, pf, pg, po], fmt);
+            let c_new = N::lstm_cell(f_gate, *c_j, i_gate, g_gate, fmt);
             *c_j = c_new;
-            *h_out = N::lstm_hidden(N::sigmoid(po, fmt), c_new, fmt);
+            *h_out = N::lstm_hidden(o_gate, c_new, fmt);
         }
     }
 }

@@ -14,6 +14,8 @@
 
 #[cfg(any(tinyrnn_asm_dsp, tinyrnn_asm_fpu))]
 pub mod arm;
+#[cfg(not(target_os = "none"))]
+pub mod host;
 pub mod portable;
 
 /// `Σ w[k] · x[k]` in `f32`, in the fixed order of [`portable::dot_f32`].

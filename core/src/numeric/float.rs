@@ -5,6 +5,8 @@ use core::marker::PhantomData;
 use super::Numeric;
 use crate::activation::float::{Accurate, Fast, FloatActivation};
 use crate::kernel::dot_f32;
+#[cfg(not(target_os = "none"))]
+use crate::kernel::host::dot_f32_rows;
 
 /// `f32` weights, activations and state, with activations chosen by `A`.
 ///
@@ -28,7 +30,7 @@ impl<A: FloatActivation> Numeric for Float<A> {
     type Cell = f32;
     type RowScale = ();
     type Format = ();
-    const FUSES_ROWS: bool = cfg!(tinyrnn_asm_fpu);
+    const FUSES_ROWS: bool = cfg!(any(tinyrnn_asm_fpu, not(target_os = "none")));
 
     #[inline(always)]
     fn preact(
@@ -66,6 +68,18 @@ impl<A: FloatActivation> Numeric for Float<A> {
                 return acc;
             }
         }
+        // On the host the rows share their loads too, with the very sums of `preact`.
+        #[cfg(not(target_os = "none"))]
+        {
+            let _ = (scale_x, scale_h, format);
+            let (from_x, from_h) = (dot_f32_rows(w_x, x), dot_f32_rows(w_h, h));
+            let mut out = *bias;
+            for ((out, from_x), from_h) in out.iter_mut().zip(from_x).zip(from_h) {
+                *out = *out + from_x + from_h;
+            }
+            out
+        }
+        #[cfg(target_os = "none")]
         super::preact_rows_one_by_one::<Self, G>(bias, w_x, scale_x, x, w_h, scale_h, h, format)
     }
 
@@ -93,7 +107,27 @@ impl<A: FloatActivation> Numeric for Float<A> {
                 }
             }
         }
+        // On the host the rows share their loads too, with the very sums of `preact` (an
+        // absent part adds an empty dot product, +0.0, as there).
+        #[cfg(not(target_os = "none"))]
+        {
+            let _ = (scale_x, scale_h, format);
+            let [b_r, b_z, b_in, b_hn] = *bias;
+            let (from_x, from_h) = (dot_f32_rows(w_x, x), dot_f32_rows(w_h, h));
+            [
+                b_r + from_x[0] + from_h[0],
+                b_z + from_x[1] + from_h[1],
+                b_in + from_x[2] + 0.0,
+                b_hn + 0.0 + from_h[2],
+            ]
+        }
+        #[cfg(target_os = "none")]
         super::gru_preacts_one_by_one::<Self>(bias, w_x, scale_x, x, w_h, scale_h, h, format)
+    }
+
+    #[inline(always)]
+    fn lstm_gates(pre: [f32; 4], _: &()) -> [f32; 4] {
+        A::lstm_gates(pre)
     }
 
     #[inline(always)]

@@ -101,6 +101,19 @@ pub trait Numeric: Copy + Debug + 'static {
         gru_preacts_one_by_one::<Self>(bias, w_x, scale_x, x, w_h, scale_h, h, format)
     }
 
+    /// The four LSTM gates `[σ(i), σ(f), tanh(g), σ(o)]` of a unit from its pre-activations
+    /// `[i, f, g, o]`, each exactly as [`sigmoid`](Numeric::sigmoid) and
+    /// [`tanh`](Numeric::tanh) give it. `f32` evaluates them as one vector on the host.
+    #[inline(always)]
+    fn lstm_gates([i, f, g, o]: [Self::Pre; 4], format: &Self::Format) -> [Self::Act; 4] {
+        [
+            Self::sigmoid(i, format),
+            Self::sigmoid(f, format),
+            Self::tanh(g, format),
+            Self::sigmoid(o, format),
+        ]
+    }
+
     /// Logistic sigmoid of a pre-activation.
     fn sigmoid(pre: Self::Pre, format: &Self::Format) -> Self::Act;
     /// Hyperbolic tangent of a pre-activation.
