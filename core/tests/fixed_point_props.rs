@@ -204,6 +204,32 @@ fn round_shift_is_round_half_up_and_saturates() {
 }
 
 #[test]
+fn round_shift_of_i32_values_matches_the_reference() {
+    // The 32-bit fast paths (right shifts 1..=31, left shifts 1..=31) and their edges.
+    let i32s = prop_oneof![
+        4 => any::<i32>(),
+        1 => Just(i32::MIN),
+        1 => Just(i32::MAX),
+        1 => -1024i32..=1024,
+    ];
+    check(
+        "round_shift (i32 values)",
+        "(abs)",
+        (i32s, -40i32..=40),
+        |(v, shift)| {
+            prop_assert_eq!(
+                round_shift(v as i64, shift),
+                round_shift_ref(v as i64, shift),
+                "v = {}, shift = {}",
+                v,
+                shift
+            );
+            Ok(0.0)
+        },
+    );
+}
+
+#[test]
 fn round_shift_is_exact_for_any_shift() {
     // Shifts beyond ±62 (never produced by valid formats) must still round or saturate.
     check(

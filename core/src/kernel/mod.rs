@@ -10,7 +10,9 @@
 //! performs the same roundings in the same order (see [`dot_f32`]). On FPU cores the `f32` gate
 //! rows of a unit also run fused, each row summed in order — the one place where a target's
 //! `f32` rounding differs from the host's (see `Numeric::preact_rows`). The firmware's
-//! self-test checks every Arm kernel against its definition on every such target.
+//! self-test checks every Arm kernel against its definition on every such target. On targets
+//! with an operating system (the host simulator), `host.rs` runs the `f32` gate rows of a unit
+//! in SIMD vectors, again with the bits of [`portable::dot_f32`] (tested there).
 
 #[cfg(any(tinyrnn_asm_dsp, tinyrnn_asm_fpu))]
 pub mod arm;

@@ -91,9 +91,20 @@ pub fn round_shift(v: i64, shift: i32) -> i64 {
     // is `⌊v / 2^s⌋` plus bit `s - 1` of `v`, which cannot overflow (unlike adding 2^(s-1)
     // first). Same result as the general case below.
     let narrow = v as i32;
-    if narrow as i64 == v && (1..=31).contains(&shift) {
-        let above_half = narrow >> (shift - 1);
-        return ((above_half >> 1) + (above_half & 1)) as i64;
+    if narrow as i64 == v {
+        if (1..=31).contains(&shift) {
+            let above_half = narrow >> (shift - 1);
+            return ((above_half >> 1) + (above_half & 1)) as i64;
+        }
+        if (-31..=-1).contains(&shift) {
+            // A left shift of an i32 by at most 31 bits stays below 2^62: no saturation. Built
+            // from two 32-bit shifts, because a variable 64-bit shift is a library call on
+            // Cortex-M0/M3 (w8a16 layers take this path for the input part of every row).
+            let s = shift.unsigned_abs();
+            let low = (narrow as u32) << s;
+            let high = narrow >> (32 - s);
+            return ((high as i64) << 32) | low as i64;
+        }
     }
     if shift >= 64 {
         // |v / 2^shift| ≤ 1/2, and -1/2 rounds up to 0.
@@ -202,6 +213,11 @@ impl<W: FixedWeight> Numeric for Fixed<W> {
         if shift_x >= 0 && shift_h >= 0 {
             // Right shifts only never grow a dot product, and a dot product of slices shorter
             // than 2^31 is below 2^61 in magnitude: the plain i64 sum is exact.
+            sat_i32(from_x + from_h + bias as i64)
+        } else if from_x as i32 as i64 == from_x && from_h as i32 as i64 == from_h {
+            // A left-shifted term that fits in i32 did not saturate, and three i32 values add
+            // exactly in i64 (w8a16 input parts land here: cheap compares instead of two
+            // 64-bit saturating additions).
             sat_i32(from_x + from_h + bias as i64)
         } else {
             // A left shift may have saturated a term to the i64 range.
