@@ -132,6 +132,30 @@ pub fn round_shift(v: i64, shift: i32) -> i64 {
     }
 }
 
+/// `round_shift(a · b, 15)` for an `i16` and an `i32`.
+///
+/// Cores with a long multiply (`SMULL`) form the `i64` product. On Cortex-M0, where that is a
+/// library call, [`mul_round_q15_split`] gives the same value from two 32-bit products.
+#[inline(always)]
+pub fn mul_round_q15(a: i16, b: i32) -> i64 {
+    #[cfg(tinyrnn_no_long_multiply)]
+    return mul_round_q15_split(a, b);
+    #[cfg(not(tinyrnn_no_long_multiply))]
+    return round_shift(a as i64 * b as i64, 15);
+}
+
+/// [`mul_round_q15`] without a 64-bit multiply.
+///
+/// With `b = high·2¹⁶ + low` (`low` in `0..2¹⁶`), `a·high·2¹⁶` is a multiple of 2¹⁵, so only
+/// `a·low` needs rounding: the result is `2·a·high + ⌊(a·low + 2¹⁴) / 2¹⁵⌋`. Both products are
+/// exact in `i32`: `|a·high| ≤ 2³⁰`, and `a·low + 2¹⁴` lies within ±(2³¹ − 2¹⁵).
+#[inline(always)]
+pub fn mul_round_q15_split(a: i16, b: i32) -> i64 {
+    let a = a as i32;
+    let (high, low) = (b >> 16, b & 0xFFFF);
+    2 * (a * high) as i64 + ((a * low + (1 << 14)) >> 15) as i64
+}
+
 /// Saturates to `i32`.
 #[inline(always)]
 pub fn sat_i32(v: i64) -> i32 {
@@ -249,7 +273,7 @@ impl<W: FixedWeight> Numeric for Fixed<W> {
 
     #[inline(always)]
     fn gru_candidate(x_part: i32, reset: i16, h_part: i32, _: &QFormat) -> i32 {
-        sat_i32(x_part as i64 + round_shift(reset as i64 * h_part as i64, 15))
+        sat_i32(x_part as i64 + mul_round_q15(reset, h_part))
     }
 
     #[inline(always)]
@@ -296,6 +320,41 @@ mod tests {
         assert_eq!(round_shift(1, -63), i64::MAX);
         assert_eq!(sat_i16(40_000), i16::MAX);
         assert_eq!(sat_i32(-(1 << 40)), i32::MIN);
+    }
+
+    #[test]
+    fn mul_round_q15_split_equals_the_64_bit_product() {
+        let extremes_a = [i16::MIN, i16::MIN + 1, -1, 0, 1, i16::MAX];
+        let extremes_b = [
+            i32::MIN,
+            i32::MIN + 1,
+            -65536,
+            -65535,
+            -1,
+            0,
+            1,
+            65535,
+            65536,
+            i32::MAX,
+        ];
+        let mut pairs: Vec<(i16, i32)> = extremes_a
+            .iter()
+            .flat_map(|&a| extremes_b.iter().map(move |&b| (a, b)))
+            .collect();
+        let mut v: u64 = 1;
+        for _ in 0..200_000 {
+            v = v
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            pairs.push(((v >> 48) as i16, (v >> 8) as i32 >> (v % 32)));
+        }
+        for (a, b) in pairs {
+            assert_eq!(
+                mul_round_q15_split(a, b),
+                round_shift(a as i64 * b as i64, 15),
+                "a = {a}, b = {b}"
+            );
+        }
     }
 
     #[test]
