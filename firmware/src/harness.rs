@@ -17,7 +17,8 @@
 //! 2. counts instructions per step: SysTick ticks of 2N minus N steps over the in-flash input
 //!    (no I/O inside the measured loop);
 //! 3. measures the stack high-water of one step: the free stack is painted with a pattern,
-//!    one step runs, the lowest overwritten word gives the depth below the caller's SP;
+//!    the model's own `step` runs once (called through `step_probe`, whose frame is counted;
+//!    no copy of the outputs), the lowest overwritten word gives the depth below the caller's SP;
 //! 4. logs `case …` / `result …` lines through defmt, which the host parses.
 //!
 //! Files hold little-endian 32-bit words: `f32` bits, or integers sign-extended to 32 bits.
@@ -110,6 +111,9 @@ pub trait Case: Sync {
     fn matches(&self, got: u32, expected: u32) -> bool;
     /// `n` steps cycling over the golden input, outputs discarded (the timed loop).
     fn run(&self, n: u32);
+    /// One step on golden input 0 through the model's own `step` (no copy of its outputs):
+    /// the call whose stack high-water is measured.
+    fn step_probe(&self);
     /// Index of the largest of the output words `out` (the first one on ties): the class a
     /// classifier predicts from its head's outputs.
     fn argmax(&self, out: &[u32]) -> usize;
@@ -240,6 +244,15 @@ macro_rules! model_case {
                 best
             }
             #[inline(never)]
+            fn step_probe(&self) {
+                // SAFETY: as above.
+                let state = unsafe { STATE.get() };
+                core::hint::black_box($m::step_ref(
+                    state,
+                    core::hint::black_box(&$m::GOLDEN_INPUT[0]),
+                ));
+            }
+            #[inline(never)]
             fn run(&self, n: u32) {
                 // SAFETY: as above.
                 let state = unsafe { STATE.get() };
@@ -262,8 +275,10 @@ macro_rules! model_case {
 const PAINT: u32 = 0xA5C3_5A3C;
 /// Largest stack region painted below the caller (bytes).
 const PAINT_LIMIT: usize = 48 * 1024;
-/// Bytes left unpainted just below the current stack pointer (the painting loop's own frame).
-const PAINT_MARGIN: usize = 256;
+/// Bytes left unpainted just below the current stack pointer: the painting loop runs in this
+/// function's frame (allocated above it), so this is only a guard; a step that uses less
+/// reads as this many bytes.
+const PAINT_MARGIN: usize = 16;
 
 extern "C" {
     /// Lowest address of the stack (end of static RAM), from cortex-m-rt's `link.x`.
@@ -488,7 +503,7 @@ pub fn run_cases(cases: &[&dyn Case], options: Options) -> ! {
             .unwrap_or(0);
         // 3. Stack high-water of one step.
         case.reset();
-        let stack = stack_used(|| case.run(1)).map_or(-1, |b| b as i32);
+        let stack = stack_used(|| case.step_probe()).map_or(-1, |b| b as i32);
         defmt::info!(
             "result case={=usize} steps={=usize} mismatch={=i32} n={=u32} ticks={=u64} stack={=i32}",
             index,

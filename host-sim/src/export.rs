@@ -330,6 +330,7 @@ pub fn generate(model: ExportModel<'_>, golden: Option<&Golden>) -> Result<(Stri
             writeln!(s, "/// The model: body and head.\npub type Model = tinyrnn::Model<Num, Body, {hin}, {hout}>;")?;
             writeln!(s, "/// The weights, in flash.\npub static MODEL: Model = tinyrnn::Model::new(\n{body_expr},\n{expr});")?;
             writeln!(s, "/// One step: consumes `x`, returns the head's outputs.\n#[inline]\npub fn step(state: &mut State, x: &[Act; INPUTS]) -> [Out; OUTPUTS] {{\n    MODEL.step(state, x)\n}}")?;
+            writeln!(s, "/// One step without copies: the core's own `step` (here the same as [`step`]).\n#[inline]\npub fn step_ref(state: &mut State, x: &[Act; INPUTS]) -> [Out; OUTPUTS] {{\n    MODEL.step(state, x)\n}}")?;
         }
         None => {
             writeln!(s, "/// The model (no head).\npub type Model = Body;")?;
@@ -338,6 +339,7 @@ pub fn generate(model: ExportModel<'_>, golden: Option<&Golden>) -> Result<(Stri
                 "/// The weights, in flash.\npub static MODEL: Model = {body_expr};"
             )?;
             writeln!(s, "/// One step: consumes `x`, returns the last layer's hidden state.\n#[inline]\npub fn step(state: &mut State, x: &[Act; INPUTS]) -> [Out; OUTPUTS] {{\n    let h = tinyrnn::Recurrent::<Num>::step(&MODEL, state, x);\n    let mut out = [Out::default(); OUTPUTS];\n    for (o, v) in out.iter_mut().zip(h) {{\n        *o = *v;\n    }}\n    out\n}}")?;
+            writeln!(s, "/// One step without copies: the core's own `step`, returning the last layer's hidden\n/// state borrowed from `state`.\n#[inline]\npub fn step_ref<'s>(state: &'s mut State, x: &[Act; INPUTS]) -> &'s [Out] {{\n    tinyrnn::Recurrent::<Num>::step(&MODEL, state, x)\n}}")?;
         }
     }
     if act_ty == "i16" {
