@@ -156,6 +156,40 @@ pub fn mul_round_q15_split(a: i16, b: i32) -> i64 {
     2 * (a * high) as i64 + ((a * low + (1 << 14)) >> 15) as i64
 }
 
+/// `round_shift(v, shift)` when `v`, the shift and the result all fit 32-bit arithmetic
+/// (`|shift| ≤ 31`, no overflow of a left shift); `None` otherwise.
+#[inline(always)]
+pub fn round_shift_narrow(v: i64, shift: i32) -> Option<i32> {
+    let narrow = v as i32;
+    if narrow as i64 != v {
+        return None;
+    }
+    if (1..=31).contains(&shift) {
+        // As in `round_shift`: ⌊v / 2^s⌋ plus bit s − 1 of v.
+        let above_half = narrow >> (shift - 1);
+        Some((above_half >> 1) + (above_half & 1))
+    } else if (-31..=0).contains(&shift) {
+        let s = shift.unsigned_abs();
+        let shifted = narrow << s;
+        // Exact when shifting back restores v (no significant bit left the word).
+        (shifted >> s == narrow).then_some(shifted)
+    } else {
+        None
+    }
+}
+
+/// A pre-activation `sat_i32(round_shift(dot_x, shift_x) + round_shift(dot_h, shift_h) + bias)`
+/// in 32-bit arithmetic, when that is exact: both rescaled terms fit an `i32` and the sum does
+/// not overflow one (then saturation is the identity). `None` sends the caller to the 64-bit
+/// definition. Nearly every row takes this path; on Cortex-M0 it avoids about seventy
+/// instructions of 64-bit adds, compares and saturation per row.
+#[inline(always)]
+pub fn preact_narrow(dot_x: i64, shift_x: i32, dot_h: i64, shift_h: i32, bias: i32) -> Option<i32> {
+    let from_x = round_shift_narrow(dot_x, shift_x)?;
+    let from_h = round_shift_narrow(dot_h, shift_h)?;
+    from_x.checked_add(from_h)?.checked_add(bias)
+}
+
 /// Saturates to `i32`.
 #[inline(always)]
 pub fn sat_i32(v: i64) -> i32 {
@@ -232,8 +266,12 @@ impl<W: FixedWeight> Numeric for Fixed<W> {
             scale_x as i32 + f.x_frac as i32 - pre,
             scale_h as i32 + f.h_frac as i32 - pre,
         );
-        let from_x = round_shift(W::dot(w_x, x), shift_x);
-        let from_h = round_shift(W::dot(w_h, h), shift_h);
+        let (dot_x, dot_h) = (W::dot(w_x, x), W::dot(w_h, h));
+        if let Some(pre) = preact_narrow(dot_x, shift_x, dot_h, shift_h, bias) {
+            return pre;
+        }
+        let from_x = round_shift(dot_x, shift_x);
+        let from_h = round_shift(dot_h, shift_h);
         if shift_x >= 0 && shift_h >= 0 {
             // Right shifts only never grow a dot product, and a dot product of slices shorter
             // than 2^31 is below 2^61 in magnitude: the plain i64 sum is exact.
@@ -320,6 +358,44 @@ mod tests {
         assert_eq!(round_shift(1, -63), i64::MAX);
         assert_eq!(sat_i16(40_000), i16::MAX);
         assert_eq!(sat_i32(-(1 << 40)), i32::MIN);
+    }
+
+    /// The 64-bit definition `preact_narrow` must reproduce whenever it answers.
+    fn preact_wide(dot_x: i64, shift_x: i32, dot_h: i64, shift_h: i32, bias: i32) -> i32 {
+        let (from_x, from_h) = (round_shift(dot_x, shift_x), round_shift(dot_h, shift_h));
+        sat_i32(from_x.saturating_add(from_h).saturating_add(bias as i64))
+    }
+
+    #[test]
+    fn preact_narrow_edges() {
+        // Rounding half up on the narrow path.
+        assert_eq!(preact_narrow(5, 1, -5, 1, 0), Some(3 - 2));
+        // A left shift that leaves the word, a sum that overflows, a wide dot, a huge shift:
+        // all go to the 64-bit path.
+        assert_eq!(preact_narrow(1 << 30, -2, 0, 0, 0), None);
+        assert_eq!(preact_narrow(i32::MAX as i64, 0, 1, 0, 0), None);
+        assert_eq!(preact_narrow(1 << 40, 8, 0, 0, 0), None);
+        assert_eq!(preact_narrow(1, 40, 0, 0, 0), None);
+        assert_eq!(preact_narrow(-1, -31, 0, 0, 0), Some(i32::MIN));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn preact_narrow_matches_the_64_bit_definition(
+            dot_x in proptest::prop_oneof![
+                -(1i64 << 31)..(1i64 << 31), -(1i64 << 12)..(1i64 << 12), proptest::num::i64::ANY
+            ],
+            dot_h in proptest::prop_oneof![
+                -(1i64 << 31)..(1i64 << 31), -(1i64 << 12)..(1i64 << 12), proptest::num::i64::ANY
+            ],
+            shift_x in -40i32..40,
+            shift_h in -40i32..40,
+            bias in proptest::num::i32::ANY,
+        ) {
+            if let Some(pre) = preact_narrow(dot_x, shift_x, dot_h, shift_h, bias) {
+                proptest::prop_assert_eq!(pre, preact_wide(dot_x, shift_x, dot_h, shift_h, bias));
+            }
+        }
     }
 
     #[test]
