@@ -7,7 +7,9 @@
 //! outputs the host computed for them. The firmware `include!`s the file.
 //!
 //! Layers and head are written in `tinyrnn`'s unit-major layout; an `f32` model's input
-//! normalisation is folded into layer 0 first, so the device takes raw sensor values.
+//! normalisation is folded into layer 0 first, so the device takes raw sensor values. An `f32`
+//! model is exported with accurate activations (`tinyrnn::F32`, format `f32`) or with the fast
+//! `micromath` ones (`tinyrnn::F32Fast`, format `f32-fast`; `tinyrnn export --fast`).
 
 use std::fmt::Write;
 
@@ -19,8 +21,13 @@ use crate::runtime_model::{folded_biases, unit_major};
 
 /// A model ready for export: `f32` (PyTorch layout) or quantised.
 pub enum ExportModel<'a> {
-    /// `f32`.
-    Float(&'a FloatModel),
+    /// `f32` (`f32-fast` with `fast`).
+    Float {
+        /// The weights.
+        model: &'a FloatModel,
+        /// Fast (`micromath`) activations instead of the accurate ones.
+        fast: bool,
+    },
     /// `q15` / `w8a16`.
     Quant(&'a QuantModel),
 }
@@ -33,9 +40,19 @@ pub struct Golden {
     pub outputs: Vec<Vec<i64>>,
 }
 
+/// The format name of an `f32` model with fast activations (`ExportInfo::numeric`,
+/// `PreparedCase::format`).
+pub const F32_FAST: &str = "f32-fast";
+
+/// Is `format` (an [`ExportInfo::numeric`]) one of the `f32` formats? Their outputs are `f32`,
+/// compared within a tolerance, and need an FPU to be fast.
+pub fn is_float_format(format: &str) -> bool {
+    format == "f32" || format == F32_FAST
+}
+
 /// Sizes and types of an exported model.
 pub struct ExportInfo {
-    /// `f32`, `q15` or `w8a16`.
+    /// `f32`, `f32-fast`, `q15` or `w8a16`.
     pub numeric: &'static str,
     /// Cell kind.
     pub cell: CellKind,
@@ -152,9 +169,13 @@ pub fn generate(model: ExportModel<'_>, golden: Option<&Golden>) -> Result<(Stri
     let mut layers: Vec<LayerCode> = Vec::new();
     let (numeric, act_ty, kind, hidden, inputs, head_code, out_ty, input_frac, output_frac);
     match model {
-        ExportModel::Float(m) => {
+        ExportModel::Float { model: m, fast } => {
             let m = m.fold_normalization();
-            numeric = "tinyrnn::F32";
+            numeric = if fast {
+                "tinyrnn::F32Fast"
+            } else {
+                "tinyrnn::F32"
+            };
             act_ty = "f32";
             kind = m.kind;
             let g = kind.gates();
@@ -380,6 +401,7 @@ pub fn generate(model: ExportModel<'_>, golden: Option<&Golden>) -> Result<(Stri
     let info = ExportInfo {
         numeric: match numeric {
             "tinyrnn::F32" => "f32",
+            "tinyrnn::F32Fast" => F32_FAST,
             "tinyrnn::Q15" => "q15",
             _ => "w8a16",
         },
@@ -411,45 +433,65 @@ pub fn golden_of<'r, N: crate::runtime_model::HostNumeric>(
 /// A model file loaded for export: the source and the runtime model golden data comes from.
 pub enum Exportable {
     /// `f32` (normalisation already folded).
-    Float(FloatModel),
+    Float {
+        /// The weights.
+        model: FloatModel,
+        /// Fast (`micromath`) activations, format `f32-fast`, instead of the accurate ones.
+        fast: bool,
+    },
     /// Fixed point.
     Quant(QuantModel),
 }
 
 impl Exportable {
-    /// Loads any model file.
-    pub fn load(path: &std::path::Path, nonlinearity: Option<Nonlinearity>) -> Result<Exportable> {
+    /// Loads any model file; `fast` selects the fast activations of an `f32` model and is an
+    /// error for a quantised one (its activations are fixed-point tables).
+    pub fn load(
+        path: &std::path::Path,
+        nonlinearity: Option<Nonlinearity>,
+        fast: bool,
+    ) -> Result<Exportable> {
         use anyhow::Context;
         let bytes =
             std::fs::read(path).with_context(|| format!("{}: cannot read file", path.display()))?;
         let ctx = || path.display().to_string();
-        Ok(
-            if crate::quantize::file::is_quantized(&bytes).with_context(ctx)? {
-                Exportable::Quant(QuantModel::from_bytes(&bytes).with_context(ctx)?)
-            } else {
-                Exportable::Float(
-                    FloatModel::from_bytes(&bytes, nonlinearity)
-                        .with_context(ctx)?
-                        .fold_normalization(),
-                )
-            },
-        )
+        if !crate::quantize::file::is_quantized(&bytes).with_context(ctx)? {
+            let model = FloatModel::from_bytes(&bytes, nonlinearity)
+                .with_context(ctx)?
+                .fold_normalization();
+            return Ok(Exportable::Float { model, fast });
+        }
+        let quant = QuantModel::from_bytes(&bytes).with_context(ctx)?;
+        if fast {
+            anyhow::bail!(
+                "{}: --fast selects the fast activations of an f32 model, but this model is {} \
+                 (fixed point)",
+                path.display(),
+                quant.kind.name()
+            );
+        }
+        Ok(Exportable::Quant(quant))
     }
 
     /// Input features.
     pub fn input_size(&self) -> usize {
         match self {
-            Exportable::Float(m) => m.input_size(),
+            Exportable::Float { model, .. } => model.input_size(),
             Exportable::Quant(q) => q.layers.first().map_or(0, |l| l.input_size),
         }
     }
 
     /// Golden data for raw `rows`, computed exactly as the device will.
     pub fn golden<'r>(&self, rows: impl Iterator<Item = &'r [f32]>) -> Result<Golden> {
+        use crate::runtime_model::RuntimeModel;
         Ok(match self {
-            Exportable::Float(m) => {
-                golden_of(&crate::runtime_model::RuntimeModel::from_float(m)?, rows)
+            Exportable::Float { model, fast: false } => {
+                golden_of(&RuntimeModel::<tinyrnn::F32>::from_float(model)?, rows)
             }
+            Exportable::Float { model, fast: true } => golden_of(
+                &RuntimeModel::<tinyrnn::F32Fast>::from_float_with(model, |_| ())?,
+                rows,
+            ),
             Exportable::Quant(q) => match q.to_runtime()? {
                 crate::quantize::QuantRuntime::Q15(m) => golden_of(&m, rows),
                 crate::quantize::QuantRuntime::W8a16(m) => golden_of(&m, rows),
@@ -460,8 +502,84 @@ impl Exportable {
     /// Generates the Rust source.
     pub fn generate(&self, golden: Option<&Golden>) -> Result<(String, ExportInfo)> {
         match self {
-            Exportable::Float(m) => generate(ExportModel::Float(m), golden),
+            Exportable::Float { model, fast } => {
+                generate(ExportModel::Float { model, fast: *fast }, golden)
+            }
             Exportable::Quant(q) => generate(ExportModel::Quant(q), golden),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::any_model::AnyModel;
+
+    /// A committed fixture file (`tests/fixtures/<path>`).
+    fn fixture(path: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures")
+            .join(path)
+    }
+
+    /// The LSTM fixture (with a head) and its input sequence.
+    fn lstm_with_input() -> (PathBuf, crate::dataset::Series) {
+        let dir = fixture("pytorch/lstm_1l_head");
+        let input = crate::dataset::read_sequence_csv(&dir.join("input.csv")).expect("input");
+        (dir.join("model.safetensors"), input)
+    }
+
+    #[test]
+    fn fast_export_uses_the_fast_numeric_type() {
+        let (model, _) = lstm_with_input();
+        let fast = Exportable::load(&model, None, true).expect("f32 model");
+        let (source, info) = fast.generate(None).expect("source");
+        assert_eq!(info.numeric, F32_FAST);
+        assert!(is_float_format(info.numeric));
+        assert!(
+            source.contains("pub type Num = tinyrnn::F32Fast;"),
+            "{source}"
+        );
+        assert!(source.contains("pub type Out = f32;"), "{source}");
+        assert!(
+            source.contains("tinyrnn::Dense::<tinyrnn::F32Fast, "),
+            "{source}"
+        );
+        // No layer or head left in the accurate type.
+        assert!(!source.contains("tinyrnn::F32,"), "{source}");
+        assert!(!source.contains("tinyrnn::F32>"), "{source}");
+    }
+
+    #[test]
+    fn fast_golden_is_the_f32_fast_runtime_models_output() {
+        let (model, input) = lstm_with_input();
+        let golden = |fast: bool| {
+            Exportable::load(&model, None, fast)
+                .and_then(|m| m.golden(input.rows()))
+                .expect("golden")
+        };
+        let (fast, accurate) = (golden(true), golden(false));
+        let host_fast = AnyModel::load(&model, None, true).expect("model");
+        assert!(matches!(host_fast, AnyModel::F32Fast(_)));
+        assert_eq!(fast.outputs, host_fast.run_bits(&input));
+        // Same (encoded) inputs; the activations change the outputs.
+        assert_eq!(fast.inputs, accurate.inputs);
+        assert_ne!(fast.outputs, accurate.outputs);
+    }
+
+    #[test]
+    fn fast_on_a_quantised_file_is_a_one_line_error() {
+        let path = fixture("golden/lstm_1l_head/q15.safetensors");
+        assert!(Exportable::load(&path, None, false).is_ok());
+        let Err(err) = Exportable::load(&path, None, true) else {
+            panic!("--fast accepted on a q15 file");
+        };
+        let message = format!("{err:#}");
+        assert!(!message.contains('\n'), "{message}");
+        for needle in ["q15.safetensors", "--fast", "q15"] {
+            assert!(message.contains(needle), "missing `{needle}` in: {message}");
         }
     }
 }

@@ -1,11 +1,12 @@
-//! On-target checks of `cargo xtask test`: verification of the PyTorch fixtures (f32, q15,
-//! w8a16) on every ARM target under QEMU, a corrupted golden vector that must be caught, the
+//! On-target checks of `cargo xtask test`: verification of the PyTorch fixtures (f32,
+//! f32-fast, q15, w8a16) on every ARM target under QEMU, a corrupted golden vector that must be caught, the
 //! panic-free inference build and the integer-only (no soft-float) check on Cortex-M0.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use tinyrnn_sim::export::F32_FAST;
 use tinyrnn_sim::model_file::Nonlinearity;
 use tinyrnn_sim::target::{
     self, build, cases, elf,
@@ -19,6 +20,10 @@ use crate::{cmd, repo_path, repo_root};
 
 /// Quantised formats every fixture is also verified in.
 const QUANT_FORMATS: &[&str] = &["q15", "w8a16"];
+
+/// Every format a fixture is verified in: f32 with accurate and with fast activations, then the
+/// quantised ones.
+const FORMATS: &[&str] = &["f32", F32_FAST, "q15", "w8a16"];
 
 /// Targets of the panic-free build (no FPU and FPU).
 const NOPANIC_TARGETS: &[&str] = &["thumbv6m-none-eabi", "thumbv7em-none-eabihf"];
@@ -111,23 +116,27 @@ fn quantized(cli: &Path, fixture: &Fixture, format: &str) -> Result<PathBuf> {
     Ok(out)
 }
 
-/// Specs for every fixture in f32 and each quantised format, grouped by format.
+/// Specs for every fixture in f32, f32-fast and each quantised format, grouped by format.
 fn fixture_specs(cli: &Path, only: Option<&[&str]>) -> Result<Vec<(String, Vec<ModelSpec>)>> {
     let fixtures: Vec<Fixture> = fixtures()?
         .into_iter()
         .filter(|f| only.is_none_or(|names| names.contains(&f.name.as_str())))
         .collect();
-    let mut groups = vec![(
-        "f32".to_owned(),
+    let float_specs = |fast: bool| -> Vec<ModelSpec> {
         fixtures
             .iter()
             .map(|f| ModelSpec {
                 model: f.dir.join("model.safetensors"),
                 input: f.dir.join("input.csv"),
                 nonlinearity: Some(f.nonlinearity),
+                fast,
             })
-            .collect::<Vec<_>>(),
-    )];
+            .collect()
+    };
+    let mut groups = vec![
+        ("f32".to_owned(), float_specs(false)),
+        (F32_FAST.to_owned(), float_specs(true)),
+    ];
     for format in QUANT_FORMATS {
         let mut specs = Vec::new();
         for f in &fixtures {
@@ -135,6 +144,7 @@ fn fixture_specs(cli: &Path, only: Option<&[&str]>) -> Result<Vec<(String, Vec<M
                 model: quantized(cli, f, format)?,
                 input: f.dir.join("input.csv"),
                 nonlinearity: Some(f.nonlinearity),
+                fast: false,
             });
         }
         groups.push(((*format).to_owned(), specs));
@@ -158,7 +168,7 @@ fn rename(cases: &mut [PreparedCase]) {
     }
 }
 
-/// `verify` of every fixture × {f32, q15, w8a16} on every ARM target: one firmware build per
+/// `verify` of every fixture × {f32, f32-fast, q15, w8a16} on every ARM target: one firmware build per
 /// target carries every case; the w8a16 cases stream their input through semihosting.
 pub fn verify_fixtures() -> Result<()> {
     let cli = cli()?;
@@ -184,7 +194,7 @@ pub fn verify_fixtures() -> Result<()> {
         let batches: Vec<Vec<&PreparedCase>> = if target::has_fpu(machine.target) {
             vec![cases.iter().collect()]
         } else {
-            ["f32", "q15", "w8a16"]
+            FORMATS
                 .iter()
                 .map(|f| cases.iter().filter(|c| c.format == *f).collect())
                 .collect()
@@ -312,7 +322,7 @@ fn write_nopanic_cases(cli: &Path, formats: &[&str]) -> Result<Vec<String>> {
 /// The `nopanic` firmware links only if no panic path survives in `step`.
 pub fn panic_free() -> Result<()> {
     let cli = cli()?;
-    let names = write_nopanic_cases(&cli, &["f32", "q15", "w8a16"])?;
+    let names = write_nopanic_cases(&cli, FORMATS)?;
     println!("models: {}", names.join(", "));
     for target in NOPANIC_TARGETS {
         let built = build::build_bin(

@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
+use tinyrnn_sim::export::is_float_format;
 use tinyrnn_sim::target::classify::{self, LabelledCase};
 use tinyrnn_sim::target::{build, elf, firmware_dir, has_fpu, qemu::Machine};
 
@@ -269,7 +270,7 @@ fn firmware() -> Result<()> {
                 .unwrap_or(&built.elf)
                 .display()
         );
-        if !has_fpu(target) && labelled.case.format != "f32" {
+        if !has_fpu(target) && !is_float_format(&labelled.case.format) {
             // A fixed-point model on a core without FPU: pure integer arithmetic.
             let symbols = elf::symbol_names(&std::fs::read(&built.elf)?)?;
             let float: Vec<String> = symbols
@@ -340,7 +341,7 @@ fn device() -> Result<()> {
             percent(device.accuracy),
             if r.matched { "all" } else { "NOT all" },
             device.outputs_compared,
-            if r.format == "f32" {
+            if is_float_format(&r.format) {
                 " (1e-5)"
             } else {
                 " bit for bit"

@@ -44,7 +44,7 @@ pub fn steps() -> Vec<Step> {
         },
         Step {
             name: "verify",
-            about: "tinyrnn verify: PyTorch fixtures × f32/q15/w8a16 on every ARM target",
+            about: "tinyrnn verify: PyTorch fixtures × f32/f32-fast/q15/w8a16 on every ARM target",
             run: checks::verify_fixtures,
         },
         Step {

@@ -1,9 +1,10 @@
-//! `tinyrnn bench`: instructions per step, flash and RAM of RNN/LSTM/GRU × f32/q15/w8a16 ×
-//! H ∈ {16, 32, 64} (I = 6) on each target, measured under QEMU.
+//! `tinyrnn bench`: instructions per step, flash and RAM of RNN/LSTM/GRU ×
+//! f32/f32-fast/q15/w8a16 × H ∈ {16, 32, 64} (I = 6) on each target, measured under QEMU.
 
 use anyhow::Result;
 use serde::Serialize;
 
+use crate::export::F32_FAST;
 use crate::target::bench::cases;
 use crate::target::verify::{run_cases, write_case_table, PreparedCase, RunCasesOptions};
 
@@ -19,8 +20,8 @@ pub struct Args {
     /// Show cargo's output and the firmware's log.
     #[arg(long, short)]
     pub verbose: bool,
-    /// Only models whose cell, format or hidden size are listed (e.g. `lstm,q15,32`); every
-    /// category that has a listed value must match.
+    /// Only models whose cell, format (f32, f32-fast, q15, w8a16) or hidden size are listed
+    /// (e.g. `lstm,q15,32`); every category that has a listed value must match.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Put every model of a target in one firmware build (shared, size-generic kernels).
@@ -37,7 +38,7 @@ fn selected(case: &PreparedCase, only: &[String]) -> bool {
         .unwrap_or_default();
     let categories: [(&[&str], &str); 3] = [
         (&["rnn", "lstm", "gru"], case.cell.as_str()),
-        (&["f32", "q15", "w8a16"], case.format.as_str()),
+        (&["f32", F32_FAST, "q15", "w8a16"], case.format.as_str()),
         (&["16", "32", "64"], hidden.as_str()),
     ];
     categories.iter().all(|(values, actual)| {
@@ -166,4 +167,43 @@ pub fn main(args: Args) -> Result<()> {
          Executed instructions under QEMU (-icount), not cycles."
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::cases::CaseSource;
+
+    fn case(cell: &str, format: &str, hidden: usize) -> PreparedCase {
+        PreparedCase {
+            name: format!("{cell} h{hidden} {format}"),
+            cell: cell.into(),
+            format: format.into(),
+            input: 6,
+            hidden: vec![hidden],
+            input_words: Vec::new(),
+            expected: Vec::new(),
+            sequence_lengths: Vec::new(),
+            source: CaseSource {
+                name: String::new(),
+                source: String::new(),
+                stream: false,
+            },
+        }
+    }
+
+    #[test]
+    fn only_tells_f32_from_f32_fast() {
+        let only = |list: &str| -> Vec<String> { list.split(',').map(String::from).collect() };
+        let (accurate, fast) = (case("lstm", "f32", 32), case("lstm", F32_FAST, 32));
+        assert!(selected(&accurate, &only("lstm,f32")));
+        assert!(!selected(&fast, &only("lstm,f32")));
+        assert!(selected(&fast, &only("lstm,f32-fast,32")));
+        assert!(!selected(&accurate, &only("f32-fast")));
+        assert!(selected(&fast, &only("f32,f32-fast")));
+        assert!(!selected(
+            &case("gru", F32_FAST, 32),
+            &only("lstm,f32-fast")
+        ));
+    }
 }

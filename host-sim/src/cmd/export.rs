@@ -23,11 +23,15 @@ pub struct Args {
     /// RNN nonlinearity (PyTorch does not store it in the weights).
     #[arg(long, value_parser = parse_nonlinearity)]
     pub nonlinearity: Option<Nonlinearity>,
+    /// Export an f32 model with the fast (micromath) activations: `tinyrnn::F32Fast`, format
+    /// `f32-fast` (an error for q15/w8a16 files).
+    #[arg(long)]
+    pub fast: bool,
 }
 
 /// Entry point.
 pub fn main(args: Args) -> Result<()> {
-    let model = Exportable::load(&args.model, args.nonlinearity)?;
+    let model = Exportable::load(&args.model, args.nonlinearity, args.fast)?;
     let golden = match &args.golden {
         Some(path) => {
             let series = crate::dataset::read_sequence_csv(path)?;

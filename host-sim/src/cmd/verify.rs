@@ -28,6 +28,10 @@ pub struct Args {
     /// `--model`.
     #[arg(long, value_parser = parse_nonlinearity)]
     pub nonlinearity: Vec<Nonlinearity>,
+    /// Run every f32 model with the fast (micromath) activations, format `f32-fast` (an error
+    /// for q15/w8a16 files).
+    #[arg(long)]
+    pub fast: bool,
     /// Stream the input from a host file through semihosting, one sample at a time (any
     /// length), instead of embedding it in flash.
     #[arg(long)]
@@ -65,6 +69,7 @@ pub fn specs(args: &Args) -> Result<Vec<ModelSpec>> {
             model: model.clone(),
             input: input.expect("--input is required"),
             nonlinearity,
+            fast: args.fast,
         })
         .collect())
 }

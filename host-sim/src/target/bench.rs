@@ -1,7 +1,8 @@
 //! `tinyrnn bench`: instructions per step, flash and RAM of RNN, LSTM and GRU layers
-//! (I = 6, H ∈ {16, 32, 64}) in f32, q15 and w8a16 on each target — one multi-model firmware
-//! build per target. Weights are random (fixed seed, PyTorch's uniform ±1/√H init), quantised
-//! on random calibration data; f32 runs only where the target has an FPU.
+//! (I = 6, H ∈ {16, 32, 64}) in f32, f32-fast, q15 and w8a16 on each target — one multi-model
+//! firmware build per target. Weights are random (fixed seed, PyTorch's uniform ±1/√H init),
+//! quantised on random calibration data; f32 and f32-fast (the same weights, fast activations)
+//! run only where the target has an FPU.
 
 use anyhow::Result;
 use rand::{Rng, SeedableRng};
@@ -9,7 +10,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::verify::{prepare_model, PrepareOptions, PreparedCase};
 use crate::dataset::{Dataset, Series};
-use crate::export::Exportable;
+use crate::export::{Exportable, F32_FAST};
 use crate::model_file::{CellKind, FloatModel, LayerWeights, ModelMeta, Nonlinearity};
 use crate::quantize::{self, Granularity, QuantKind, QuantOptions};
 
@@ -59,7 +60,8 @@ fn random_rows(steps: usize, rng: &mut ChaCha8Rng) -> Vec<Vec<f32>> {
         .collect()
 }
 
-/// Every benchmark model for a target, prepared for the firmware (f32 only with an FPU).
+/// Every benchmark model for a target, prepared for the firmware (f32 and f32-fast only with an
+/// FPU).
 pub fn cases(with_f32: bool) -> Result<Vec<PreparedCase>> {
     let mut rng = ChaCha8Rng::seed_from_u64(SEED);
     let calib_rows = random_rows(128, &mut rng);
@@ -81,13 +83,18 @@ pub fn cases(with_f32: bool) -> Result<Vec<PreparedCase>> {
             let model = random_model(kind, hidden, &mut rng);
             let name = |format: &str| format!("{} h{hidden} {format}", kind.name());
             if with_f32 {
-                let m = Exportable::Float(model.clone());
-                out.push(prepare_model(
-                    name("f32"),
-                    &m,
-                    &rows,
-                    PrepareOptions::default(),
-                )?);
+                for (format, fast) in [("f32", false), (F32_FAST, true)] {
+                    let m = Exportable::Float {
+                        model: model.clone(),
+                        fast,
+                    };
+                    out.push(prepare_model(
+                        name(format),
+                        &m,
+                        &rows,
+                        PrepareOptions::default(),
+                    )?);
+                }
             }
             let cal = quantize::calibrate(&model, &calib)?;
             for (kind_q, granularity) in [
@@ -114,4 +121,38 @@ pub fn cases(with_f32: bool) -> Result<Vec<PreparedCase>> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::is_float_format;
+
+    /// The generated source up to its golden outputs (the part activations cannot change),
+    /// with the numeric type's name left out.
+    fn weights_and_inputs(case: &PreparedCase) -> String {
+        let source = &case.source.source;
+        let end = source
+            .find("pub static GOLDEN_OUTPUT")
+            .unwrap_or(source.len());
+        source[..end].replace("tinyrnn::F32Fast", "tinyrnn::F32")
+    }
+
+    #[test]
+    fn f32_fast_cases_share_the_f32_weights() {
+        let all = cases(true).expect("cases");
+        let of_format = |format: &str| -> Vec<&PreparedCase> {
+            all.iter().filter(|c| c.format == format).collect()
+        };
+        let (accurate, fast) = (of_format("f32"), of_format(F32_FAST));
+        assert_eq!(fast.len(), cells().len() * HIDDEN.len());
+        assert_eq!(accurate.len(), fast.len());
+        for (a, f) in accurate.iter().zip(&fast) {
+            assert_eq!((&a.cell, &a.hidden), (&f.cell, &f.hidden));
+            assert_eq!(weights_and_inputs(a), weights_and_inputs(f), "{}", f.name);
+            assert_ne!(a.expected, f.expected, "{}: same outputs", f.name);
+        }
+        let without_fpu = cases(false).expect("cases");
+        assert!(without_fpu.iter().all(|c| !is_float_format(&c.format)));
+    }
 }

@@ -18,7 +18,7 @@ use super::verify::{
 };
 use crate::dataset::{self, Labels};
 use crate::evaluation::argmax;
-use crate::export::{Exportable, Golden};
+use crate::export::{is_float_format, Exportable, Golden};
 
 /// A labelled dataset prepared for the firmware: one streamed case holding every recording.
 pub struct LabelledCase {
@@ -72,7 +72,7 @@ fn argmax_words(words: &[u32], float: bool) -> usize {
 /// Loads `model` (f32, q15 or w8a16) and the labelled `data` (`.ts`, CSV; raw values) and
 /// prepares one streamed case with every recording.
 pub fn prepare_dataset(model: &Path, data: &Path) -> Result<LabelledCase> {
-    let exportable = Exportable::load(model, None)?;
+    let exportable = Exportable::load(model, None, false)?;
     let ds = dataset::load(data)?;
     if ds.is_empty() {
         bail!("{}: the data has no series", data.display());
@@ -85,7 +85,7 @@ pub fn prepare_dataset(model: &Path, data: &Path) -> Result<LabelledCase> {
     };
     crate::cmd::run::check_width(data, ds.channels, exportable.input_size())?;
     let model_classes = match &exportable {
-        Exportable::Float(m) => m.meta.class_names.clone(),
+        Exportable::Float { model, .. } => model.meta.class_names.clone(),
         Exportable::Quant(q) => q.meta.class_names.clone(),
     };
     let (classes, labels): (Vec<String>, Vec<usize>) = if model_classes.is_empty() {
@@ -111,7 +111,7 @@ pub fn prepare_dataset(model: &Path, data: &Path) -> Result<LabelledCase> {
     };
 
     let (_, info) = exportable.generate(None)?;
-    let float = info.numeric == "f32";
+    let float = is_float_format(info.numeric);
     let mut input_words = Vec::new();
     let mut expected = Vec::new();
     let mut lengths = Vec::new();
@@ -212,7 +212,7 @@ pub fn classify_on_target(
     let run_seconds = (started.elapsed() - built.elapsed).as_secs_f64();
     let result = results.pop().context("no result")?;
     let recordings = labelled.recordings();
-    let float = labelled.case.format == "f32";
+    let float = is_float_format(&labelled.case.format);
     let width = labelled.case.expected.first().map_or(0, Vec::len);
     let mut predicted = Vec::with_capacity(recordings);
     let mut classes_match = true;

@@ -13,10 +13,10 @@ use super::build::{build_bin, Built};
 use super::cases::{write_cases, CaseSource};
 use super::defmt_log::LogLine;
 use super::qemu::{self, Machine, RunOptions};
-use crate::export::{ExportInfo, Exportable, Golden};
+use crate::export::{is_float_format, ExportInfo, Exportable, Golden};
 use crate::model_file::Nonlinearity;
 
-/// Absolute tolerance for `f32` outputs (fixed point must match bit for bit).
+/// Absolute tolerance for `f32` and `f32-fast` outputs (fixed point must match bit for bit).
 pub const F32_TOLERANCE: f32 = 1e-5;
 
 /// Golden steps embedded in flash when the input is streamed (they drive the timed loop).
@@ -31,6 +31,9 @@ pub struct ModelSpec {
     pub input: PathBuf,
     /// RNN nonlinearity for f32 files that do not say.
     pub nonlinearity: Option<Nonlinearity>,
+    /// Fast (`micromath`) activations for an f32 file (format `f32-fast`; an error for a
+    /// quantised one).
+    pub fast: bool,
 }
 
 /// How to prepare cases.
@@ -49,7 +52,7 @@ pub struct PreparedCase {
     pub name: String,
     /// `rnn`, `lstm`, `gru`.
     pub cell: String,
-    /// `f32`, `q15`, `w8a16`.
+    /// `f32`, `f32-fast`, `q15`, `w8a16`.
     pub format: String,
     /// Inputs per step.
     pub input: usize,
@@ -119,7 +122,7 @@ pub fn prepare_model(
     }
     let golden = model.golden(rows.iter().map(Vec::as_slice))?;
     let (_, info) = model.generate(None)?;
-    let float = info.numeric == "f32";
+    let float = is_float_format(info.numeric);
     let mut expected = words(&golden.outputs);
     let input_words = words(&golden.inputs);
     let mut flash = if options.stream {
@@ -197,7 +200,7 @@ pub fn prepare(specs: &[ModelSpec], options: PrepareOptions) -> Result<Vec<Prepa
     specs
         .iter()
         .map(|spec| {
-            let model = Exportable::load(&spec.model, spec.nonlinearity)?;
+            let model = Exportable::load(&spec.model, spec.nonlinearity, spec.fast)?;
             let series = crate::dataset::read_sequence_csv(&spec.input)?;
             crate::cmd::run::check_width(&spec.input, series.channels, model.input_size())?;
             let rows: Vec<Vec<f32>> = series.rows().map(<[f32]>::to_vec).collect();
@@ -218,7 +221,7 @@ pub struct CaseResult {
     pub name: String,
     /// `rnn`, `lstm`, `gru`.
     pub cell: String,
-    /// `f32`, `q15`, `w8a16`.
+    /// `f32`, `f32-fast`, `q15`, `w8a16`.
     pub format: String,
     /// Inputs per step.
     pub input: usize,
@@ -330,7 +333,7 @@ fn parse_reports(lines: &[LogLine], count: usize) -> Vec<Reported> {
 /// Compares device output words with the host's: (first mismatching step, max |diff|).
 fn compare(case: &PreparedCase, got: &[u32]) -> (Option<usize>, f64) {
     let width = case.expected.first().map_or(0, Vec::len);
-    let float = case.format == "f32";
+    let float = is_float_format(&case.format);
     let mut first = None;
     let mut max_diff = 0.0f64;
     for (step, expected) in case.expected.iter().enumerate() {
