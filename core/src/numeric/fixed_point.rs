@@ -185,9 +185,9 @@ pub fn round_shift_narrow(v: i64, shift: i32) -> Option<i32> {
 /// instructions of 64-bit adds, compares and saturation per row.
 #[inline(always)]
 pub fn preact_narrow(dot_x: i64, shift_x: i32, dot_h: i64, shift_h: i32, bias: i32) -> Option<i32> {
-    let from_x = round_shift_narrow(dot_x, shift_x)?;
     let from_h = round_shift_narrow(dot_h, shift_h)?;
-    from_x.checked_add(from_h)?.checked_add(bias)
+    let from_x = round_shift_narrow(dot_x, shift_x)?;
+    from_h.checked_add(bias)?.checked_add(from_x)
 }
 
 /// Saturates to `i32`.
@@ -266,7 +266,8 @@ impl<W: FixedWeight> Numeric for Fixed<W> {
             scale_x as i32 + f.x_frac as i32 - pre,
             scale_h as i32 + f.h_frac as i32 - pre,
         );
-        let (dot_x, dot_h) = (W::dot(w_x, x), W::dot(w_h, h));
+        let dot_h = W::dot(w_h, h);
+        let dot_x = W::dot(w_x, x);
         if let Some(pre) = preact_narrow(dot_x, shift_x, dot_h, shift_h, bias) {
             return pre;
         }
