@@ -29,6 +29,52 @@
 
 use super::portable;
 
+/// Four q15 terms from word-aligned `{w}` and `{x}` (post-incremented): two `LDRD`, two `SMLALD`.
+#[cfg(tinyrnn_asm_dsp)]
+macro_rules! q15_four_aligned {
+    () => {
+        concat!(
+            "ldrd {w0}, {w1}, [{w}], #8\n",
+            "ldrd {x0}, {x1}, [{x}], #8\n",
+            "smlald {lo}, {hi}, {w0}, {x0}\n",
+            "smlald {lo}, {hi}, {w1}, {x1}\n",
+        )
+    };
+}
+
+/// Two q15 terms from halfword-aligned `{w}` and `{x}` (post-incremented): `LDR`, `SMLALD`.
+#[cfg(tinyrnn_asm_dsp)]
+macro_rules! q15_two {
+    () => {
+        concat!(
+            "ldr {a}, [{w}], #4\n",
+            "ldr {b}, [{x}], #4\n",
+            "smlald {lo}, {hi}, {a}, {b}\n",
+        )
+    };
+}
+
+/// Four w8a16 terms (post-incrementing `{w}` and `{x}`; the single last group of a row uses the
+/// same instructions with fixed offsets, which keeps its pointers read-only for LLVM): `SXTB16` widens bytes 0 and 2 (or,
+/// rotated, 1 and 3) of four weights into two 16-bit halves; `PKHBT`/`PKHTB` pair the
+/// activations the same way, so each `SMLAD` adds two exact products.
+#[cfg(tinyrnn_asm_dsp)]
+macro_rules! w8a16_four {
+    () => {
+        concat!(
+            "ldr {wv}, [{w}], #4\n",
+            "ldr {xa}, [{x}], #4\n",
+            "ldr {xb}, [{x}], #4\n",
+            "sxtb16 {wo}, {wv}, ror #8\n",
+            "sxtb16 {wv}, {wv}\n",
+            "pkhbt {xe}, {xa}, {xb}, lsl #16\n",
+            "pkhtb {xb}, {xb}, {xa}, asr #16\n",
+            "smlad {acc}, {wv}, {xe}, {acc}\n",
+            "smlad {acc}, {wo}, {xb}, {acc}\n",
+        )
+    };
+}
+
 /// `Σ w[k] · x[k]`, exact in `i64`, with `SMLALD`.
 #[cfg(tinyrnn_asm_dsp)]
 #[inline(always)]
@@ -46,14 +92,8 @@ pub fn dot_i16(w: &[i16], x: &[i16]) -> i64 {
             unsafe {
                 core::arch::asm!(
                     "2:",
-                    "ldrd {w0}, {w1}, [{w}], #8",
-                    "ldrd {x0}, {x1}, [{x}], #8",
-                    "smlald {lo}, {hi}, {w0}, {x0}",
-                    "smlald {lo}, {hi}, {w1}, {x1}",
-                    "ldrd {w0}, {w1}, [{w}], #8",
-                    "ldrd {x0}, {x1}, [{x}], #8",
-                    "smlald {lo}, {hi}, {w0}, {x0}",
-                    "smlald {lo}, {hi}, {w1}, {x1}",
+                    q15_four_aligned!(),
+                    q15_four_aligned!(),
                     "subs {n}, {n}, #1",
                     "bne 2b",
                     w = inout(reg) w_at,
@@ -97,18 +137,10 @@ pub fn dot_i16(w: &[i16], x: &[i16]) -> i64 {
             unsafe {
                 core::arch::asm!(
                     "2:",
-                    "ldr {a}, [{w}], #4",
-                    "ldr {b}, [{x}], #4",
-                    "smlald {lo}, {hi}, {a}, {b}",
-                    "ldr {a}, [{w}], #4",
-                    "ldr {b}, [{x}], #4",
-                    "smlald {lo}, {hi}, {a}, {b}",
-                    "ldr {a}, [{w}], #4",
-                    "ldr {b}, [{x}], #4",
-                    "smlald {lo}, {hi}, {a}, {b}",
-                    "ldr {a}, [{w}], #4",
-                    "ldr {b}, [{x}], #4",
-                    "smlald {lo}, {hi}, {a}, {b}",
+                    q15_two!(),
+                    q15_two!(),
+                    q15_two!(),
+                    q15_two!(),
                     "subs {n}, {n}, #1",
                     "bne 2b",
                     w = inout(reg) w_at,
@@ -190,34 +222,16 @@ fn dot_i8_block(w: &[i8], x: &[i16]) -> i32 {
     let (octets, quad) = (n / 8, n / 4 % 2 == 1);
     let mut acc = 0i32;
     let (mut w_at, mut x_at) = (w.as_ptr(), x.as_ptr());
-    // `SXTB16` widens bytes 0 and 2 (or, rotated, 1 and 3) of four weights into two 16-bit
-    // halves; `PKHBT`/`PKHTB` pair the activations the same way, so each `SMLAD` adds two exact
-    // products. Eight products per iteration: the loop's own two instructions are paid once per
-    // eight products instead of four (2.5 instructions per product instead of 2.75).
+    // Eight products per iteration (`w8a16_four` twice): the loop's own two instructions are
+    // paid once per eight products instead of four (2.5 instructions per product, not 2.75).
     if octets > 0 {
         // SAFETY: reads 8·octets ≤ n elements of `w` and of `x` with `LDR`, which accepts
         // unaligned addresses (module doc); touches no other memory and no stack.
         unsafe {
             core::arch::asm!(
                 "2:",
-                "ldr {wv}, [{w}], #4",
-                "ldr {xa}, [{x}], #4",
-                "ldr {xb}, [{x}], #4",
-                "sxtb16 {wo}, {wv}, ror #8",
-                "sxtb16 {wv}, {wv}",
-                "pkhbt {xe}, {xa}, {xb}, lsl #16",
-                "pkhtb {xb}, {xb}, {xa}, asr #16",
-                "smlad {acc}, {wv}, {xe}, {acc}",
-                "smlad {acc}, {wo}, {xb}, {acc}",
-                "ldr {wv}, [{w}], #4",
-                "ldr {xa}, [{x}], #4",
-                "ldr {xb}, [{x}], #4",
-                "sxtb16 {wo}, {wv}, ror #8",
-                "sxtb16 {wv}, {wv}",
-                "pkhbt {xe}, {xa}, {xb}, lsl #16",
-                "pkhtb {xb}, {xb}, {xa}, asr #16",
-                "smlad {acc}, {wv}, {xe}, {acc}",
-                "smlad {acc}, {wo}, {xb}, {acc}",
+                w8a16_four!(),
+                w8a16_four!(),
                 "subs {n}, {n}, #1",
                 "bne 2b",
                 w = inout(reg) w_at,
