@@ -4,7 +4,9 @@
 //! functions zip their operands: extra elements of the longer slice are ignored, which keeps the
 //! loops free of bounds checks and panics.
 //!
-//! [`portable`] defines every kernel in plain Rust. With the `asm` feature, Arm builds that have
+//! [`portable`] defines every kernel in plain Rust. On Cortex-M0 (and ARMv8-M Baseline) the
+//! integer dot products run as fixed-size blocks of 32 terms (`portable::*_in_blocks_of_32`),
+//! the same exact sums in a shape LLVM unrolls completely at every hidden size. With the `asm` feature, Arm builds that have
 //! the DSP extension or an FPU replace some of them with hand-scheduled loops (`arm.rs`) that
 //! return **identical bits**: the integer dot products are exact either way, and the `f32` one
 //! performs the same roundings in the same order (see [`dot_f32`]). On FPU cores the `f32` gate
@@ -34,7 +36,9 @@ pub fn dot_f32(w: &[f32], x: &[f32]) -> f32 {
 pub fn dot_i16(w: &[i16], x: &[i16]) -> i64 {
     #[cfg(tinyrnn_asm_dsp)]
     return arm::dot_i16(w, x);
-    #[cfg(not(tinyrnn_asm_dsp))]
+    #[cfg(all(not(tinyrnn_asm_dsp), tinyrnn_no_long_multiply))]
+    return portable::dot_i16_in_blocks_of_32(w, x);
+    #[cfg(all(not(tinyrnn_asm_dsp), not(tinyrnn_no_long_multiply)))]
     return portable::dot_i16(w, x);
 }
 
@@ -43,6 +47,8 @@ pub fn dot_i16(w: &[i16], x: &[i16]) -> i64 {
 pub fn dot_i8(w: &[i8], x: &[i16]) -> i64 {
     #[cfg(tinyrnn_asm_dsp)]
     return arm::dot_i8(w, x);
-    #[cfg(not(tinyrnn_asm_dsp))]
+    #[cfg(all(not(tinyrnn_asm_dsp), tinyrnn_no_long_multiply))]
+    return portable::dot_i8_in_blocks_of_32(w, x);
+    #[cfg(all(not(tinyrnn_asm_dsp), not(tinyrnn_no_long_multiply)))]
     return portable::dot_i8(w, x);
 }
