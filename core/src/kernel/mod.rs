@@ -52,3 +52,33 @@ pub fn dot_i8(w: &[i8], x: &[i16]) -> i64 {
     #[cfg(all(not(tinyrnn_asm_dsp), not(tinyrnn_no_long_multiply)))]
     return portable::dot_i8(w, x);
 }
+
+/// [`dot_i8`] of `G` rows with the same `x`: `out[g] = dot_i8(w[g], x)`, exact. Cores with the
+/// DSP extension take the rows two at a time ([`arm::dot_i8_pair`](arm)), sharing the
+/// activations' loads and pairing; elsewhere one row at a time.
+#[inline(always)]
+pub fn dot_i8_rows<const G: usize>(w: [&[i8]; G], x: &[i16]) -> [i64; G] {
+    let mut out = [0i64; G];
+    #[cfg(tinyrnn_asm_dsp)]
+    {
+        let mut g = 0;
+        if G == 3 {
+            if let (Some(&a), Some(&b), Some(&c)) = (w.first(), w.get(1), w.get(2)) {
+                [out[0], out[1], out[2]] = arm::dot_i8_triple([a, b, c], x);
+                g = 3;
+            }
+        }
+        while g + 1 < G {
+            [out[g], out[g + 1]] = arm::dot_i8_pair([w[g], w[g + 1]], x);
+            g += 2;
+        }
+        if g < G {
+            out[g] = arm::dot_i8(w[g], x);
+        }
+    }
+    #[cfg(not(tinyrnn_asm_dsp))]
+    for (out, w) in out.iter_mut().zip(w) {
+        *out = dot_i8(w, x);
+    }
+    out
+}

@@ -42,7 +42,7 @@ use core::marker::PhantomData;
 
 use super::Numeric;
 use crate::activation::fixed::{sigmoid_q15, tanh_q15};
-use crate::kernel::{dot_i16, dot_i8};
+use crate::kernel::{dot_i16, dot_i8, dot_i8_rows};
 
 /// Fractional bits of one weight row.
 pub type RowScale = i8;
@@ -156,6 +156,62 @@ pub fn mul_round_q15_split(a: i16, b: i32) -> i64 {
     2 * (a * high) as i64 + ((a * low + (1 << 14)) >> 15) as i64
 }
 
+/// A pre-activation from its exact dot products: `sat_i32(round_shift(dot_x, shift_x) +
+/// round_shift(dot_h, shift_h) + bias)`, the shifts from the rows' scales and `f`; the rare
+/// 64-bit case inline (`WIDE_INLINE`) or as a call.
+#[inline(always)]
+fn preact_from_dots<const WIDE_INLINE: bool>(
+    bias: i32,
+    dot_x: i64,
+    scale_x: i8,
+    dot_h: i64,
+    scale_h: i8,
+    f: &QFormat,
+) -> i32 {
+    let pre = f.pre_frac as i32;
+    let (shift_x, shift_h) = (
+        scale_x as i32 + f.x_frac as i32 - pre,
+        scale_h as i32 + f.h_frac as i32 - pre,
+    );
+    if let Some(pre) = preact_narrow(dot_x, shift_x, dot_h, shift_h, bias) {
+        return pre;
+    }
+    if WIDE_INLINE {
+        preact_wide(bias, dot_x, shift_x, dot_h, shift_h)
+    } else {
+        preact_wide_out_of_line(bias, dot_x, shift_x, dot_h, shift_h)
+    }
+}
+
+/// [`preact_wide`] as a cold call: after fused dot products the rescaling of a unit's rows is a
+/// loop, which LLVM unrolls only while its body stays small. (One row at a time, the inline
+/// version measures better.)
+#[cold]
+#[inline(never)]
+fn preact_wide_out_of_line(bias: i32, dot_x: i64, shift_x: i32, dot_h: i64, shift_h: i32) -> i32 {
+    preact_wide(bias, dot_x, shift_x, dot_h, shift_h)
+}
+
+/// The 64-bit definition of a pre-activation, for the rare rows `preact_narrow` declines.
+#[inline(always)]
+fn preact_wide(bias: i32, dot_x: i64, shift_x: i32, dot_h: i64, shift_h: i32) -> i32 {
+    let from_x = round_shift(dot_x, shift_x);
+    let from_h = round_shift(dot_h, shift_h);
+    if shift_x >= 0 && shift_h >= 0 {
+        // Right shifts only never grow a dot product, and a dot product of slices shorter
+        // than 2^31 is below 2^61 in magnitude: the plain i64 sum is exact.
+        sat_i32(from_x + from_h + bias as i64)
+    } else if from_x as i32 as i64 == from_x && from_h as i32 as i64 == from_h {
+        // A left-shifted term that fits in i32 did not saturate, and three i32 values add
+        // exactly in i64 (w8a16 input parts land here: cheap compares instead of two
+        // 64-bit saturating additions).
+        sat_i32(from_x + from_h + bias as i64)
+    } else {
+        // A left shift may have saturated a term to the i64 range.
+        sat_i32(from_x.saturating_add(from_h).saturating_add(bias as i64))
+    }
+}
+
 /// `round_shift(v, shift)` when `v`, the shift and the result all fit 32-bit arithmetic
 /// (`|shift| ≤ 31`, no overflow of a left shift); `None` otherwise.
 #[inline(always)]
@@ -213,8 +269,23 @@ pub fn sat_i16(v: i64) -> i16 {
 /// A fixed-point weight element (`i16` or `i8`) and its exact dot product with `i16`
 /// activations.
 pub trait FixedWeight: Copy + Default + PartialEq + core::fmt::Debug + 'static {
+    /// Whether [`dot_rows`](FixedWeight::dot_rows) shares work between rows on this target, so
+    /// that cells should hand it a unit's gate rows together.
+    const FUSES_ROWS: bool = false;
+
     /// `Σ w[k]·x[k]`, exact.
     fn dot(w: &[Self], x: &[i16]) -> i64;
+
+    /// [`dot`](FixedWeight::dot) of `G` rows with the same `x`. Exact, so any evaluation order
+    /// gives the same values.
+    #[inline(always)]
+    fn dot_rows<const G: usize>(w: [&[Self]; G], x: &[i16]) -> [i64; G] {
+        let mut out = [0; G];
+        for (out, w) in out.iter_mut().zip(w) {
+            *out = Self::dot(w, x);
+        }
+        out
+    }
 }
 
 impl FixedWeight for i16 {
@@ -225,9 +296,18 @@ impl FixedWeight for i16 {
 }
 
 impl FixedWeight for i8 {
+    /// With the DSP extension, two rows share each activation's load and pairing
+    /// ([`kernel::dot_i8_rows`](crate::kernel::dot_i8_rows)).
+    const FUSES_ROWS: bool = cfg!(tinyrnn_asm_dsp);
+
     #[inline(always)]
     fn dot(w: &[i8], x: &[i16]) -> i64 {
         dot_i8(w, x)
+    }
+
+    #[inline(always)]
+    fn dot_rows<const G: usize>(w: [&[i8]; G], x: &[i16]) -> [i64; G] {
+        dot_i8_rows(w, x)
     }
 }
 
@@ -261,31 +341,53 @@ impl<W: FixedWeight> Numeric for Fixed<W> {
         h: &[i16],
         f: &QFormat,
     ) -> i32 {
-        let pre = f.pre_frac as i32;
-        let (shift_x, shift_h) = (
-            scale_x as i32 + f.x_frac as i32 - pre,
-            scale_h as i32 + f.h_frac as i32 - pre,
-        );
         let dot_h = W::dot(w_h, h);
         let dot_x = W::dot(w_x, x);
-        if let Some(pre) = preact_narrow(dot_x, shift_x, dot_h, shift_h, bias) {
-            return pre;
-        }
-        let from_x = round_shift(dot_x, shift_x);
-        let from_h = round_shift(dot_h, shift_h);
-        if shift_x >= 0 && shift_h >= 0 {
-            // Right shifts only never grow a dot product, and a dot product of slices shorter
-            // than 2^31 is below 2^61 in magnitude: the plain i64 sum is exact.
-            sat_i32(from_x + from_h + bias as i64)
-        } else if from_x as i32 as i64 == from_x && from_h as i32 as i64 == from_h {
-            // A left-shifted term that fits in i32 did not saturate, and three i32 values add
-            // exactly in i64 (w8a16 input parts land here: cheap compares instead of two
-            // 64-bit saturating additions).
-            sat_i32(from_x + from_h + bias as i64)
-        } else {
-            // A left shift may have saturated a term to the i64 range.
-            sat_i32(from_x.saturating_add(from_h).saturating_add(bias as i64))
-        }
+        preact_from_dots::<true>(bias, dot_x, scale_x, dot_h, scale_h, f)
+    }
+
+    const FUSES_ROWS: bool = W::FUSES_ROWS;
+
+    #[inline(always)]
+    fn preact_rows<const G: usize>(
+        bias: &[i32; G],
+        w_x: [&[W]; G],
+        scale_x: &[i8; G],
+        x: &[i16],
+        w_h: [&[W]; G],
+        scale_h: &[i8; G],
+        h: &[i16],
+        f: &QFormat,
+    ) -> [i32; G] {
+        let dots_h = W::dot_rows(w_h, h);
+        let dots_x = W::dot_rows(w_x, x);
+        core::array::from_fn(|g| {
+            preact_from_dots::<false>(bias[g], dots_x[g], scale_x[g], dots_h[g], scale_h[g], f)
+        })
+    }
+
+    #[inline(always)]
+    fn gru_preacts(
+        bias: &[i32; 4],
+        w_x: [&[W]; 3],
+        scale_x: &[i8; 3],
+        x: &[i16],
+        w_h: [&[W]; 3],
+        scale_h: &[i8; 3],
+        h: &[i16],
+        f: &QFormat,
+    ) -> [i32; 4] {
+        // As `gru_preacts_one_by_one`: the n_x row has no h part and n_h no x part (an empty
+        // dot product, 0).
+        let [b_r, b_z, b_in, b_hn] = *bias;
+        let dots_h = W::dot_rows(w_h, h);
+        let dots_x = W::dot_rows(w_x, x);
+        [
+            preact_from_dots::<false>(b_r, dots_x[0], scale_x[0], dots_h[0], scale_h[0], f),
+            preact_from_dots::<false>(b_z, dots_x[1], scale_x[1], dots_h[1], scale_h[1], f),
+            preact_from_dots::<false>(b_in, dots_x[2], scale_x[2], 0, scale_h[2], f),
+            preact_from_dots::<false>(b_hn, 0, scale_x[2], dots_h[2], scale_h[2], f),
+        ]
     }
 
     #[inline(always)]
@@ -397,6 +499,54 @@ mod tests {
                 proptest::prop_assert_eq!(pre, preact_wide(dot_x, shift_x, dot_h, shift_h, bias));
             }
         }
+    }
+
+    proptest::proptest! {
+        /// The fused paths (rows' dot products together, then each row rescaled) give every row
+        /// the value of its own `preact`, for both weight types.
+        #[test]
+        fn fused_rows_equal_one_preact_per_row(
+            w8 in proptest::collection::vec(proptest::num::i8::ANY, 4 * 40),
+            w16 in proptest::collection::vec(proptest::num::i16::ANY, 4 * 40),
+            x in proptest::collection::vec(proptest::num::i16::ANY, 40),
+            bias in proptest::array::uniform4(proptest::num::i32::ANY),
+            scales in proptest::array::uniform4(-4i8..12),
+            (split, x_frac, pre_frac) in (0usize..40, 8i8..15, 8i8..24),
+        ) {
+            let f = QFormat { x_frac, h_frac: 15, pre_frac, c_frac: 11 };
+            let (xs, hs) = x.split_at(split);
+            check_fused::<i8>(&w8, xs, hs, &bias, &scales, &f)?;
+            check_fused::<i16>(&w16, xs, hs, &bias, &scales, &f)?;
+        }
+    }
+
+    fn check_fused<W: FixedWeight>(
+        w: &[W],
+        x: &[i16],
+        h: &[i16],
+        bias: &[i32; 4],
+        scales: &[i8; 4],
+        f: &QFormat,
+    ) -> Result<(), proptest::test_runner::TestCaseError> {
+        let (n_x, n_h) = (x.len(), h.len());
+        let rows_x: [&[W]; 4] = core::array::from_fn(|g| &w[g * 40..g * 40 + n_x]);
+        let rows_h: [&[W]; 4] = core::array::from_fn(|g| &w[g * 40 + n_x..g * 40 + n_x + n_h]);
+        let scales_h = scales.map(|s| s - 1);
+        let fused = Fixed::<W>::preact_rows::<4>(bias, rows_x, scales, x, rows_h, &scales_h, h, f);
+        let by_row = crate::numeric::preact_rows_one_by_one::<Fixed<W>, 4>(
+            bias, rows_x, scales, x, rows_h, &scales_h, h, f,
+        );
+        proptest::prop_assert_eq!(fused, by_row);
+        let [sx, sh] = [scales, &scales_h].map(|s| [s[0], s[1], s[2]]);
+        let (gx, gh) = (
+            [rows_x[0], rows_x[1], rows_x[2]],
+            [rows_h[0], rows_h[1], rows_h[2]],
+        );
+        proptest::prop_assert_eq!(
+            Fixed::<W>::gru_preacts(bias, gx, &sx, x, gh, &sh, h, f),
+            crate::numeric::gru_preacts_one_by_one::<Fixed<W>>(bias, gx, &sx, x, gh, &sh, h, f)
+        );
+        Ok(())
     }
 
     #[test]

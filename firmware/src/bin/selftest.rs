@@ -97,12 +97,38 @@ fn kernels_match_portable() -> u32 {
                 }
                 checks += 3;
             }
+            checks += i8_rows_match::<2>(&w8, &x16, len);
+            checks += i8_rows_match::<3>(&w8, &x16, len);
+            checks += i8_rows_match::<4>(&w8, &x16, len);
             checks += fused_rows_match::<2>(&wf, &xf, len);
             checks += fused_rows_match::<3>(&wf, &xf, len);
             checks += fused_rows_match::<4>(&wf, &xf, len);
         }
     }
     checks
+}
+
+/// `kernel::dot_i8_rows` (rows two at a time on DSP cores) must equal one portable `dot_i8` per
+/// row, for rows that start at different alignments. Returns the number of comparisons.
+fn i8_rows_match<const G: usize>(w: &[i8], x: &[i16], len: usize) -> u32 {
+    use tinyrnn::kernel::{self, portable};
+    let len = len.min((w.len() - G) / G).min(x.len() - 1);
+    // Row g starts at g·len + g: consecutive rows at every relative alignment.
+    let rows: [&[i8]; G] = core::array::from_fn(|g| &w[g * len + g..(g + 1) * len + g]);
+    let x = &x[1..1 + len];
+    let got = kernel::dot_i8_rows(black_box(rows), black_box(x));
+    for (g, (&got, row)) in got.iter().zip(rows).enumerate() {
+        if got != portable::dot_i8(row, x) {
+            defmt::error!(
+                "dot_i8_rows::<{=usize}> row {=usize} len={=usize}",
+                G,
+                g,
+                len
+            );
+            fail("dot_i8_rows differs from the portable kernel");
+        }
+    }
+    G as u32
 }
 
 /// On FPU cores, `f32` pre-activations of adjacent rows run fused (`kernel::arm::accumulate_rows`):
