@@ -54,6 +54,45 @@ macro_rules! q15_two {
     };
 }
 
+/// Four activations of a multi-row w8a16 pass (post-incrementing `{x}`), paired as `SMLAD`
+/// needs them: `{xe}` = (x₀, x₂), `{xb}` = (x₁, x₃).
+#[cfg(tinyrnn_asm_dsp)]
+macro_rules! w8a16_pair_activations {
+    () => {
+        concat!(
+            "ldr {xa}, [{x}], #4\n",
+            "ldr {xb}, [{x}], #4\n",
+            "pkhbt {xe}, {xa}, {xb}, lsl #16\n",
+            "pkhtb {xb}, {xb}, {xa}, asr #16\n",
+        )
+    };
+}
+
+/// Four terms of one row of a multi-row w8a16 pass: the row's weights from `{$w}`
+/// (post-incremented), widened by `SXTB16`, into `{$acc}` against the paired activations.
+#[cfg(tinyrnn_asm_dsp)]
+macro_rules! w8a16_row_four {
+    ($w:ident, $acc:ident) => {
+        concat!(
+            "ldr {xa}, [{",
+            stringify!($w),
+            "}], #4\n",
+            "sxtb16 {wo}, {xa}, ror #8\n",
+            "sxtb16 {xa}, {xa}\n",
+            "smlad {",
+            stringify!($acc),
+            "}, {xa}, {xe}, {",
+            stringify!($acc),
+            "}\n",
+            "smlad {",
+            stringify!($acc),
+            "}, {wo}, {xb}, {",
+            stringify!($acc),
+            "}\n",
+        )
+    };
+}
+
 /// Four w8a16 terms (post-incrementing `{w}` and `{x}`; the single last group of a row uses the
 /// same instructions with fixed offsets, which keeps its pointers read-only for LLVM): `SXTB16` widens bytes 0 and 2 (or,
 /// rotated, 1 and 3) of four weights into two 16-bit halves; `PKHBT`/`PKHTB` pair the
@@ -272,14 +311,18 @@ fn dot_i8_block(w: &[i8], x: &[i16]) -> i32 {
             );
         }
     }
-    let done = n & !3;
-    let tail = w
-        .get(done..n)
+    acc + dot_i8_between(w, x, n & !3, n)
+}
+
+/// `Σ w[k] · x[k]` for `k` in `start..end` (the few terms after the asm loops), in `i32`.
+#[cfg(tinyrnn_asm_dsp)]
+#[inline(always)]
+fn dot_i8_between(w: &[i8], x: &[i16], start: usize, end: usize) -> i32 {
+    w.get(start..end)
         .unwrap_or_default()
         .iter()
-        .zip(x.get(done..n).unwrap_or_default())
-        .fold(0i32, |acc, (&w, &x)| acc + w as i32 * x as i32);
-    acc + tail
+        .zip(x.get(start..end).unwrap_or_default())
+        .fold(0i32, |acc, (&w, &x)| acc + w as i32 * x as i32)
 }
 
 /// [`dot_i8`] of two weight rows with the same activations, in one pass: each group of four
@@ -301,20 +344,9 @@ pub fn dot_i8_pair(w: [&[i8]; 2], x: &[i16]) -> [i64; 2] {
         unsafe {
             core::arch::asm!(
                 "2:",
-                "ldr {xa}, [{x}], #4",
-                "ldr {xb}, [{x}], #4",
-                "pkhbt {xe}, {xa}, {xb}, lsl #16",
-                "pkhtb {xb}, {xb}, {xa}, asr #16",
-                "ldr {xa}, [{w0}], #4",
-                "sxtb16 {wo}, {xa}, ror #8",
-                "sxtb16 {xa}, {xa}",
-                "smlad {acc0}, {xa}, {xe}, {acc0}",
-                "smlad {acc0}, {wo}, {xb}, {acc0}",
-                "ldr {xa}, [{w1}], #4",
-                "sxtb16 {wo}, {xa}, ror #8",
-                "sxtb16 {xa}, {xa}",
-                "smlad {acc1}, {xa}, {xe}, {acc1}",
-                "smlad {acc1}, {wo}, {xb}, {acc1}",
+                w8a16_pair_activations!(),
+                w8a16_row_four!(w0, acc0),
+                w8a16_row_four!(w1, acc1),
                 "subs {n}, {n}, #1",
                 "bne 2b",
                 w0 = inout(reg) w[0].as_ptr() => _,
@@ -332,14 +364,10 @@ pub fn dot_i8_pair(w: [&[i8]; 2], x: &[i16]) -> [i64; 2] {
         }
     }
     let done = n & !3;
-    let tail = |w: &[i8]| {
-        w.get(done..n)
-            .unwrap_or_default()
-            .iter()
-            .zip(x.get(done..n).unwrap_or_default())
-            .fold(0i32, |acc, (&w, &x)| acc + w as i32 * x as i32)
-    };
-    [(acc[0] + tail(w[0])) as i64, (acc[1] + tail(w[1])) as i64]
+    [
+        (acc[0] + dot_i8_between(w[0], x, done, n)) as i64,
+        (acc[1] + dot_i8_between(w[1], x, done, n)) as i64,
+    ]
 }
 
 /// [`dot_i8`] of three weight rows with the same activations, in one pass, like
@@ -359,25 +387,10 @@ pub fn dot_i8_triple(w: [&[i8]; 3], x: &[i16]) -> [i64; 3] {
         unsafe {
             core::arch::asm!(
                 "2:",
-                "ldr {xa}, [{x}], #4",
-                "ldr {xb}, [{x}], #4",
-                "pkhbt {xe}, {xa}, {xb}, lsl #16",
-                "pkhtb {xb}, {xb}, {xa}, asr #16",
-                "ldr {xa}, [{w0}], #4",
-                "sxtb16 {wo}, {xa}, ror #8",
-                "sxtb16 {xa}, {xa}",
-                "smlad {acc0}, {xa}, {xe}, {acc0}",
-                "smlad {acc0}, {wo}, {xb}, {acc0}",
-                "ldr {xa}, [{w1}], #4",
-                "sxtb16 {wo}, {xa}, ror #8",
-                "sxtb16 {xa}, {xa}",
-                "smlad {acc1}, {xa}, {xe}, {acc1}",
-                "smlad {acc1}, {wo}, {xb}, {acc1}",
-                "ldr {xa}, [{w2}], #4",
-                "sxtb16 {wo}, {xa}, ror #8",
-                "sxtb16 {xa}, {xa}",
-                "smlad {acc2}, {xa}, {xe}, {acc2}",
-                "smlad {acc2}, {wo}, {xb}, {acc2}",
+                w8a16_pair_activations!(),
+                w8a16_row_four!(w0, acc0),
+                w8a16_row_four!(w1, acc1),
+                w8a16_row_four!(w2, acc2),
                 "subs {n}, {n}, #1",
                 "bne 2b",
                 w0 = inout(reg) w[0].as_ptr() => _,
@@ -397,17 +410,10 @@ pub fn dot_i8_triple(w: [&[i8]; 3], x: &[i16]) -> [i64; 3] {
         }
     }
     let done = n & !3;
-    let tail = |w: &[i8]| {
-        w.get(done..n)
-            .unwrap_or_default()
-            .iter()
-            .zip(x.get(done..n).unwrap_or_default())
-            .fold(0i32, |acc, (&w, &x)| acc + w as i32 * x as i32)
-    };
     [
-        (acc[0] + tail(w[0])) as i64,
-        (acc[1] + tail(w[1])) as i64,
-        (acc[2] + tail(w[2])) as i64,
+        (acc[0] + dot_i8_between(w[0], x, done, n)) as i64,
+        (acc[1] + dot_i8_between(w[1], x, done, n)) as i64,
+        (acc[2] + dot_i8_between(w[2], x, done, n)) as i64,
     ]
 }
 
