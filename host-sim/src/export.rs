@@ -351,7 +351,7 @@ pub fn generate(model: ExportModel<'_>, golden: Option<&Golden>) -> Result<(Stri
             writeln!(s, "/// The model: body and head.\npub type Model = tinyrnn::Model<Num, Body, {hin}, {hout}>;")?;
             writeln!(s, "/// The weights, in flash.\npub static MODEL: Model = tinyrnn::Model::new(\n{body_expr},\n{expr});")?;
             writeln!(s, "/// One step: consumes `x`, returns the head's outputs.\n#[inline]\npub fn step(state: &mut State, x: &[Act; INPUTS]) -> [Out; OUTPUTS] {{\n    MODEL.step(state, x)\n}}")?;
-            writeln!(s, "/// One step without copies: the core's own `step` (here the same as [`step`]).\n#[inline]\npub fn step_ref(state: &mut State, x: &[Act; INPUTS]) -> [Out; OUTPUTS] {{\n    MODEL.step(state, x)\n}}")?;
+            writeln!(s, "/// One step without copies: the core's own `step`, which for a model with a head is\n/// [`step`].\n#[inline]\npub fn step_ref(state: &mut State, x: &[Act; INPUTS]) -> [Out; OUTPUTS] {{\n    step(state, x)\n}}")?;
         }
         None => {
             writeln!(s, "/// The model (no head).\npub type Model = Body;")?;

@@ -94,9 +94,9 @@ macro_rules! w8a16_row_four {
 }
 
 /// Four w8a16 terms (post-incrementing `{w}` and `{x}`; the single last group of a row uses the
-/// same instructions with fixed offsets, which keeps its pointers read-only for LLVM): `SXTB16` widens bytes 0 and 2 (or,
-/// rotated, 1 and 3) of four weights into two 16-bit halves; `PKHBT`/`PKHTB` pair the
-/// activations the same way, so each `SMLAD` adds two exact products.
+/// same instructions with fixed offsets, which keeps its pointers read-only for LLVM):
+/// `SXTB16` widens bytes 0 and 2 (or, rotated, 1 and 3) of four weights into two 16-bit halves;
+/// `PKHBT`/`PKHTB` pair the activations the same way, so each `SMLAD` adds two exact products.
 #[cfg(tinyrnn_asm_dsp)]
 macro_rules! w8a16_four {
     () => {

@@ -4,17 +4,17 @@
 //! functions zip their operands: extra elements of the longer slice are ignored, which keeps the
 //! loops free of bounds checks and panics.
 //!
-//! [`portable`] defines every kernel in plain Rust. On Cortex-M0 (and ARMv8-M Baseline) the
-//! integer dot products run as fixed-size blocks of 32 terms (`portable::*_in_blocks_of_32`),
-//! the same exact sums in a shape LLVM unrolls completely at every hidden size. With the `asm` feature, Arm builds that have
-//! the DSP extension or an FPU replace some of them with hand-scheduled loops (`arm.rs`) that
-//! return **identical bits**: the integer dot products are exact either way, and the `f32` one
-//! performs the same roundings in the same order (see [`dot_f32`]). On FPU cores the `f32` gate
-//! rows of a unit also run fused, each row summed in order — the one place where a target's
-//! `f32` rounding differs from the host's (see `Numeric::preact_rows`). The firmware's
-//! self-test checks every Arm kernel against its definition on every such target. On targets
-//! with an operating system (the host simulator), `host.rs` runs the `f32` gate rows of a unit
-//! in SIMD vectors, again with the bits of [`portable::dot_f32`] (tested there).
+//! [`portable`] defines every kernel in plain Rust. On Cortex-M0 (and ARMv8-M Baseline) the integer
+//! dot products run as fixed-size blocks of 32 terms (`portable::*_in_blocks_of_32`), the same
+//! exact sums in a shape LLVM unrolls completely at every hidden size. With the `asm` feature, Arm
+//! builds that have the DSP extension or an FPU replace some of them with hand-scheduled loops
+//! (`arm.rs`) that return **identical bits**: the integer dot products are exact either way, and
+//! the `f32` one performs the same roundings in the same order (see [`dot_f32`]). On FPU cores the
+//! `f32` gate rows of a unit also run fused, each row summed in order — the one place where a
+//! target's `f32` rounding differs from the host's (see `Numeric::preact_rows`). The firmware's
+//! self-test checks every Arm kernel against its definition on every such target. On targets with
+//! an operating system (the host simulator), `host.rs` runs the `f32` gate rows of a unit in SIMD
+//! vectors, again with the bits of [`portable::dot_f32`] (tested there).
 
 #[cfg(any(tinyrnn_asm_dsp, tinyrnn_asm_fpu))]
 pub mod arm;

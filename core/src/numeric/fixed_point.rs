@@ -93,8 +93,7 @@ pub fn round_shift(v: i64, shift: i32) -> i64 {
     let narrow = v as i32;
     if narrow as i64 == v {
         if (1..=31).contains(&shift) {
-            let above_half = narrow >> (shift - 1);
-            return ((above_half >> 1) + (above_half & 1)) as i64;
+            return round_half_up_narrow(narrow, shift) as i64;
         }
         if (-31..=-1).contains(&shift) {
             // A left shift of an i32 by at most 31 bits stays below 2^62: no saturation. Built
@@ -130,6 +129,14 @@ pub fn round_shift(v: i64, shift: i32) -> i64 {
             v << s
         }
     }
+}
+
+/// `v / 2^shift` rounded half up, for `shift` in `1..=31`: `⌊v / 2^s⌋` plus bit `s - 1` of `v`,
+/// which cannot overflow (unlike adding 2^(s-1) first).
+#[inline(always)]
+fn round_half_up_narrow(v: i32, shift: i32) -> i32 {
+    let above_half = v >> (shift - 1);
+    (above_half >> 1) + (above_half & 1)
 }
 
 /// `round_shift(a · b, 15)` for an `i16` and an `i32`.
@@ -221,9 +228,7 @@ pub fn round_shift_narrow(v: i64, shift: i32) -> Option<i32> {
         return None;
     }
     if (1..=31).contains(&shift) {
-        // As in `round_shift`: ⌊v / 2^s⌋ plus bit s − 1 of v.
-        let above_half = narrow >> (shift - 1);
-        Some((above_half >> 1) + (above_half & 1))
+        Some(round_half_up_narrow(narrow, shift))
     } else if (-31..=0).contains(&shift) {
         let s = shift.unsigned_abs();
         let shifted = narrow << s;
@@ -463,8 +468,9 @@ mod tests {
         assert_eq!(sat_i32(-(1 << 40)), i32::MIN);
     }
 
-    /// The 64-bit definition `preact_narrow` must reproduce whenever it answers.
-    fn preact_wide(dot_x: i64, shift_x: i32, dot_h: i64, shift_h: i32, bias: i32) -> i32 {
+    /// The 64-bit definition, written plainly, that `preact_narrow` must reproduce whenever it
+    /// answers.
+    fn preact_reference(dot_x: i64, shift_x: i32, dot_h: i64, shift_h: i32, bias: i32) -> i32 {
         let (from_x, from_h) = (round_shift(dot_x, shift_x), round_shift(dot_h, shift_h));
         sat_i32(from_x.saturating_add(from_h).saturating_add(bias as i64))
     }
@@ -496,7 +502,10 @@ mod tests {
             bias in proptest::num::i32::ANY,
         ) {
             if let Some(pre) = preact_narrow(dot_x, shift_x, dot_h, shift_h, bias) {
-                proptest::prop_assert_eq!(pre, preact_wide(dot_x, shift_x, dot_h, shift_h, bias));
+                proptest::prop_assert_eq!(
+                    pre,
+                    preact_reference(dot_x, shift_x, dot_h, shift_h, bias)
+                );
             }
         }
     }
