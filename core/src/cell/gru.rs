@@ -13,7 +13,7 @@
 //! (`w_ih[j][gate][input]`, see [`lstm`](super::lstm) for why). The r and z biases are folded
 //! (`b_i* + b_h*`); `b_in` and `b_hn` stay separate because `r` multiplies only `W_hn h + b_hn`.
 
-use super::DoubleBuffer;
+use super::{gate_rows, DoubleBuffer};
 use crate::activation::float::FloatActivation;
 use crate::error::{check_len, ShapeError};
 use crate::model::Recurrent;
@@ -94,6 +94,23 @@ impl<'a, N: Numeric> GruWeights<'a, N> {
 
     /// One timestep: reads `x` and `h_prev`, writes `h_next` (a distinct buffer).
     pub fn step(&self, x: &[N::Act], h_prev: &[N::Act], h_next: &mut [N::Act]) {
+        self.step_inlined(x, h_prev, h_next);
+    }
+
+    /// [`step`](Self::step), inlined into its caller: where the sizes are constants (a [`Gru`]
+    /// on the host) LLVM specialises the loops for them.
+    #[inline(always)]
+    fn step_inlined(&self, x: &[N::Act], h_prev: &[N::Act], h_next: &mut [N::Act]) {
+        if N::UPDATES_FOUR_UNITS {
+            self.step_four_units_at_a_time(x, h_prev, h_next);
+        } else {
+            self.step_unit_by_unit(x, h_prev, h_next);
+        }
+    }
+
+    /// [`step`](Self::step) with every unit's update on its own.
+    #[inline(always)]
+    fn step_unit_by_unit(&self, x: &[N::Act], h_prev: &[N::Act], h_next: &mut [N::Act]) {
         let (i, h, fmt) = (
             self.input_size.max(1),
             self.hidden_size.max(1),
@@ -149,6 +166,60 @@ impl<'a, N: Numeric> GruWeights<'a, N> {
             };
             let n = N::tanh(N::gru_candidate(n_x, r, n_h, fmt), fmt);
             *h_out = N::gru_hidden(z, n, h_old, fmt);
+        }
+    }
+
+    /// [`step`](Self::step) with the updates of four units at a time in one
+    /// [`Numeric::gru_units`]; a last block of `hidden_size mod 4` units leaves the spare lanes
+    /// unused.
+    #[inline(always)]
+    fn step_four_units_at_a_time(&self, x: &[N::Act], h_prev: &[N::Act], h_next: &mut [N::Act]) {
+        const UNITS: usize = 4;
+        let (i, h, fmt) = (
+            self.input_size.max(1),
+            self.hidden_size.max(1),
+            &self.format,
+        );
+        let blocks = self
+            .w_ih
+            .chunks(UNITS * GATES * i)
+            .zip(self.w_hh.chunks(UNITS * GATES * h))
+            .zip(
+                self.bias
+                    .chunks(UNITS * GATES)
+                    .zip(self.bias_hn.chunks(UNITS)),
+            )
+            .zip(
+                self.scale_ih
+                    .chunks(UNITS * GATES)
+                    .zip(self.scale_hh.chunks(UNITS * GATES)),
+            )
+            .zip(h_next.chunks_mut(UNITS).zip(h_prev.chunks(UNITS)));
+        for ((((w_x, w_h), (bias, bias_hn)), (s_x, s_h)), (h_out, h_old)) in blocks {
+            let units = w_x
+                .chunks_exact(GATES * i)
+                .zip(w_h.chunks_exact(GATES * h))
+                .zip(bias.chunks_exact(GATES).zip(bias_hn))
+                .zip(s_x.chunks_exact(GATES).zip(s_h.chunks_exact(GATES)))
+                .zip(h_old);
+            let mut sums = [[N::Pre::default(); 4]; UNITS];
+            let mut olds = [N::Act::default(); UNITS];
+            for ((sums, old), ((((w_x, w_h), (bias, &b_hn)), (s_x, s_h)), &h_j)) in
+                sums.iter_mut().zip(&mut olds).zip(units)
+            {
+                let (&[b_r, b_z, b_in], Ok(s_x), Ok(s_h)) = (bias, s_x.try_into(), s_h.try_into())
+                else {
+                    return;
+                };
+                let (rows_x, rows_h) = (gate_rows(w_x, i), gate_rows(w_h, h));
+                let bias = [b_r, b_z, b_in, b_hn];
+                *sums = N::gru_preacts(&bias, rows_x, s_x, x, rows_h, s_h, h_prev, fmt);
+                *old = h_j;
+            }
+            // Only the block's real units: `h_out` is shorter in a last block.
+            for (h_out, h_new) in h_out.iter_mut().zip(N::gru_units(sums, olds, fmt)) {
+                *h_out = h_new;
+            }
         }
     }
 }
@@ -256,8 +327,16 @@ impl<N: Numeric, const I: usize, const H: usize> Recurrent<N> for Gru<N, I, H> {
     const OUTPUT: usize = H;
 
     fn step<'s>(&self, state: &'s mut GruState<N, H>, x: &[N::Act]) -> &'s [N::Act] {
-        let weights = self.weights();
-        state.h.advance(|prev, next| weights.step(x, prev, next))
+        if N::UPDATES_FOUR_UNITS {
+            // The host (`f32`): one copy of the step per (I, H), specialised for them (the
+            // weights are made inside the closure so that their sizes stay constants).
+            state
+                .h
+                .advance(|prev, next| self.weights().step_inlined(x, prev, next))
+        } else {
+            let weights = self.weights();
+            state.h.advance(|prev, next| weights.step(x, prev, next))
+        }
     }
 
     fn reset(&self, state: &mut GruState<N, H>) {

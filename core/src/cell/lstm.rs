@@ -98,6 +98,35 @@ impl<'a, N: Numeric> LstmWeights<'a, N> {
     /// all of `h_prev`); `c` has `hidden_size` elements. Shorter slices shorten the work instead
     /// of panicking.
     pub fn step(&self, x: &[N::Act], h_prev: &[N::Act], h_next: &mut [N::Act], c: &mut [N::Cell]) {
+        self.step_inlined(x, h_prev, h_next, c);
+    }
+
+    /// [`step`](Self::step), inlined into its caller: where the sizes are constants (an
+    /// [`Lstm`] on the host) LLVM specialises the loops for them.
+    #[inline(always)]
+    fn step_inlined(
+        &self,
+        x: &[N::Act],
+        h_prev: &[N::Act],
+        h_next: &mut [N::Act],
+        c: &mut [N::Cell],
+    ) {
+        if N::UPDATES_FOUR_UNITS {
+            self.step_four_units_at_a_time(x, h_prev, h_next, c);
+        } else {
+            self.step_unit_by_unit(x, h_prev, h_next, c);
+        }
+    }
+
+    /// [`step`](Self::step) with every unit's update on its own.
+    #[inline(always)]
+    fn step_unit_by_unit(
+        &self,
+        x: &[N::Act],
+        h_prev: &[N::Act],
+        h_next: &mut [N::Act],
+        c: &mut [N::Cell],
+    ) {
         let (i, h, fmt) = (
             self.input_size.max(1),
             self.hidden_size.max(1),
@@ -115,34 +144,114 @@ impl<'a, N: Numeric> LstmWeights<'a, N> {
             )
             .zip(h_next.iter_mut().zip(c.iter_mut()));
         for ((((w_x, w_h), bias), (s_x, s_h)), (h_out, c_j)) in units {
-            // The unit's four adjacent rows give everything c'_j and h'_j need.
-            let [pi, pf, pg, po] = if N::FUSES_ROWS {
-                let (Ok(bias), Ok(s_x), Ok(s_h)) =
-                    (bias.try_into(), s_x.try_into(), s_h.try_into())
-                else {
-                    return;
-                };
-                let (rows_x, rows_h) = (gate_rows(w_x, i), gate_rows(w_h, h));
-                N::preact_rows::<GATES>(bias, rows_x, s_x, x, rows_h, s_h, h_prev, fmt)
-            } else {
-                let mut gates = w_x
-                    .chunks_exact(i)
-                    .zip(w_h.chunks_exact(h))
-                    .zip(bias.iter().zip(s_x.iter().zip(s_h)))
-                    .map(|((wx, wh), (&b, (&sx, &sh)))| {
-                        N::preact(b, wx, sx, x, wh, sh, h_prev, fmt)
-                    });
-                let (Some(pi), Some(pf), Some(pg), Some(po)) =
-                    (gates.next(), gates.next(), gates.next(), gates.next())
-                else {
-                    return;
-                };
-                [pi, pf, pg, po]
+            let Some(pre) = self.unit_preacts(w_x, w_h, bias, s_x, s_h, x, h_prev) else {
+                return;
             };
-            let [i_gate, f_gate, g_gate, o_gate] = N::lstm_gates([pi, pf, pg, po], fmt);
+            let [i_gate, f_gate, g_gate, o_gate] = N::lstm_gates(pre, fmt);
             let c_new = N::lstm_cell(f_gate, *c_j, i_gate, g_gate, fmt);
             *c_j = c_new;
             *h_out = N::lstm_hidden(o_gate, c_new, fmt);
+        }
+    }
+
+    /// [`step`](Self::step) with the updates of four units at a time in one
+    /// [`Numeric::lstm_units`]; a last block of `hidden_size mod 4` units leaves the spare lanes
+    /// unused.
+    #[inline(always)]
+    fn step_four_units_at_a_time(
+        &self,
+        x: &[N::Act],
+        h_prev: &[N::Act],
+        h_next: &mut [N::Act],
+        c: &mut [N::Cell],
+    ) {
+        const UNITS: usize = 4;
+        let (i, h, fmt) = (
+            self.input_size.max(1),
+            self.hidden_size.max(1),
+            &self.format,
+        );
+        let blocks = self
+            .w_ih
+            .chunks(UNITS * GATES * i)
+            .zip(self.w_hh.chunks(UNITS * GATES * h))
+            .zip(self.bias.chunks(UNITS * GATES))
+            .zip(
+                self.scale_ih
+                    .chunks(UNITS * GATES)
+                    .zip(self.scale_hh.chunks(UNITS * GATES)),
+            )
+            .zip(h_next.chunks_mut(UNITS).zip(c.chunks_mut(UNITS)));
+        for ((((w_x, w_h), bias), (s_x, s_h)), (h_out, c_out)) in blocks {
+            let units = w_x
+                .chunks_exact(GATES * i)
+                .zip(w_h.chunks_exact(GATES * h))
+                .zip(bias.chunks_exact(GATES))
+                .zip(s_x.chunks_exact(GATES).zip(s_h.chunks_exact(GATES)))
+                .zip(c_out.iter());
+            let mut pre = [[N::Pre::default(); GATES]; UNITS];
+            let mut cells = [N::Cell::default(); UNITS];
+            for ((pre, cell), ((((w_x, w_h), bias), (s_x, s_h)), &c_j)) in
+                pre.iter_mut().zip(&mut cells).zip(units)
+            {
+                let Some(unit) = self.unit_preacts(w_x, w_h, bias, s_x, s_h, x, h_prev) else {
+                    return;
+                };
+                (*pre, *cell) = (unit, c_j);
+            }
+            let h_new = N::lstm_units(pre, &mut cells, fmt);
+            // Only the block's real units: `h_out` and `c_out` are shorter in a last block.
+            for ((h_out, c_out), (h_new, c_new)) in h_out
+                .iter_mut()
+                .zip(c_out)
+                .zip(h_new.into_iter().zip(cells))
+            {
+                (*h_out, *c_out) = (h_new, c_new);
+            }
+        }
+    }
+
+    /// The pre-activations `[i, f, g, o]` of the unit whose rows are `w_x` and `w_h` (`None`
+    /// only for slices shorter than the layout, which `new` rules out).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn unit_preacts(
+        &self,
+        w_x: &[N::Weight],
+        w_h: &[N::Weight],
+        bias: &[N::Bias],
+        s_x: &[N::RowScale],
+        s_h: &[N::RowScale],
+        x: &[N::Act],
+        h_prev: &[N::Act],
+    ) -> Option<[N::Pre; GATES]> {
+        let (i, h, fmt) = (
+            self.input_size.max(1),
+            self.hidden_size.max(1),
+            &self.format,
+        );
+        // The unit's four adjacent rows give everything c'_j and h'_j need.
+        if N::FUSES_ROWS {
+            let (Ok(bias), Ok(s_x), Ok(s_h)) = (bias.try_into(), s_x.try_into(), s_h.try_into())
+            else {
+                return None;
+            };
+            let (rows_x, rows_h) = (gate_rows(w_x, i), gate_rows(w_h, h));
+            Some(N::preact_rows::<GATES>(
+                bias, rows_x, s_x, x, rows_h, s_h, h_prev, fmt,
+            ))
+        } else {
+            let mut gates = w_x
+                .chunks_exact(i)
+                .zip(w_h.chunks_exact(h))
+                .zip(bias.iter().zip(s_x.iter().zip(s_h)))
+                .map(|((wx, wh), (&b, (&sx, &sh)))| N::preact(b, wx, sx, x, wh, sh, h_prev, fmt));
+            let (Some(pi), Some(pf), Some(pg), Some(po)) =
+                (gates.next(), gates.next(), gates.next(), gates.next())
+            else {
+                return None;
+            };
+            Some([pi, pf, pg, po])
         }
     }
 }
@@ -244,9 +353,17 @@ impl<N: Numeric, const I: usize, const H: usize> Recurrent<N> for Lstm<N, I, H> 
     const OUTPUT: usize = H;
 
     fn step<'s>(&self, state: &'s mut LstmState<N, H>, x: &[N::Act]) -> &'s [N::Act] {
-        let weights = self.weights();
         let c = &mut state.c;
-        state.h.advance(|prev, next| weights.step(x, prev, next, c))
+        if N::UPDATES_FOUR_UNITS {
+            // The host (`f32`): one copy of the step per (I, H), specialised for them (the
+            // weights are made inside the closure so that their sizes stay constants).
+            state
+                .h
+                .advance(|prev, next| self.weights().step_inlined(x, prev, next, c))
+        } else {
+            let weights = self.weights();
+            state.h.advance(|prev, next| weights.step(x, prev, next, c))
+        }
     }
 
     fn reset(&self, state: &mut LstmState<N, H>) {

@@ -21,9 +21,14 @@ impl TanhLanes for f32x4 {
 
     #[inline(always)]
     fn clamp_magnitude(self, limit: f32) -> f32x4 {
-        // `max`/`min` return the other operand for a NaN lane; put the NaN back.
-        let clamped = self.max(f32x4::splat(-limit)).min(f32x4::splat(limit));
-        self.is_nan().bitselect(self, clamped)
+        let (low, high) = (f32x4::splat(-limit), f32x4::splat(limit));
+        // SSE's MAXPS/MINPS return their second operand when either is NaN, and NEON's
+        // FMAX/FMIN return NaN: with `self` second, a NaN lane stays NaN in one instruction each.
+        #[cfg(any(target_feature = "sse", target_feature = "neon"))]
+        return high.fast_min(low.fast_max(self));
+        // Elsewhere `max`/`min` return the other operand for a NaN lane; put the NaN back.
+        #[cfg(not(any(target_feature = "sse", target_feature = "neon")))]
+        return self.is_nan().bitselect(self, self.max(low).min(high));
     }
 }
 

@@ -125,6 +125,18 @@ impl<A: FloatActivation> Numeric for Float<A> {
         super::gru_preacts_one_by_one::<Self>(bias, w_x, scale_x, x, w_h, scale_h, h, format)
     }
 
+    const UPDATES_FOUR_UNITS: bool = cfg!(not(target_os = "none"));
+
+    #[inline(always)]
+    fn lstm_units(pre: [[f32; 4]; 4], c: &mut [f32; 4], _: &()) -> [f32; 4] {
+        A::lstm_units(pre, c)
+    }
+
+    #[inline(always)]
+    fn gru_units(pre: [[f32; 4]; 4], h_prev: [f32; 4], _: &()) -> [f32; 4] {
+        A::gru_units(pre, h_prev)
+    }
+
     #[inline(always)]
     fn lstm_gates(pre: [f32; 4], _: &()) -> [f32; 4] {
         A::lstm_gates(pre)
