@@ -356,14 +356,16 @@ impl<N: Numeric, const I: usize, const H: usize> Recurrent<N> for Lstm<N, I, H> 
         let c = &mut state.c;
         if N::UPDATES_FOUR_UNITS {
             // The host (`f32`): one copy of the step per (I, H), specialised for them (the
-            // weights are made inside the closure so that their sizes stay constants).
-            state
-                .h
-                .advance(|prev, next| self.weights().step_inlined(x, prev, next, c))
-        } else {
-            let weights = self.weights();
-            state.h.advance(|prev, next| weights.step(x, prev, next, c))
+            // weights are made inside the closure so that their sizes stay constants, and the
+            // input is cut to exactly `I`; a shorter one takes the general step).
+            if let Some(x) = x.first_chunk::<I>() {
+                return state
+                    .h
+                    .advance(|prev, next| self.weights().step_inlined(x, prev, next, c));
+            }
         }
+        let weights = self.weights();
+        state.h.advance(|prev, next| weights.step(x, prev, next, c))
     }
 
     fn reset(&self, state: &mut LstmState<N, H>) {

@@ -58,12 +58,25 @@ pub fn dot_f32_rows<const G: usize>(rows: [&[f32]; G], v: &[f32]) -> [f32; G] {
         *s = low + high;
     }
     let [t0, t1, t2, t3] = f32x4::transpose(s);
-    // The tail, in order from 0.0: lane g accumulates row g's `w[k]·v[k]`, k ascending.
+    // The tail, in order from 0.0: lane g accumulates row g's `w[k]·v[k]`, k ascending. Four
+    // terms at a time, the rows' next four weights are loaded as vectors and transposed into
+    // one vector per term; then one term at a time.
     let mut tail = f32x4::ZERO;
-    for (k, &x) in v_tail.iter().enumerate() {
+    let (v_quads, v_rest) = v_tail.as_chunks::<4>();
+    let row_quads = rows.map(|(_, row_tail)| row_tail.as_chunks::<4>());
+    for (q, x) in v_quads.iter().enumerate() {
+        let mut w = [f32x4::ZERO; 4];
+        for (w, (quads, _)) in w.iter_mut().zip(&row_quads) {
+            *w = f32x4::from(quads[q]);
+        }
+        for (w, &x) in f32x4::transpose(w).into_iter().zip(x) {
+            tail += w * f32x4::splat(x);
+        }
+    }
+    for (k, &x) in v_rest.iter().enumerate() {
         let mut w = [0f32; 4];
-        for (w, (_, row_tail)) in w.iter_mut().zip(&rows) {
-            *w = row_tail[k];
+        for (w, (_, row_rest)) in w.iter_mut().zip(&row_quads) {
+            *w = row_rest[k];
         }
         tail += f32x4::from(w) * f32x4::splat(x);
     }
