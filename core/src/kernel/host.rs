@@ -1,13 +1,18 @@
 //! Host kernels (every target with an operating system): the `f32` gate rows of a unit in
-//! SIMD vectors of the `wide` crate (SSE on x86-64, NEON on AArch64, plain lanes elsewhere).
+//! SIMD vectors of the `wide` crate (SSE on x86-64, AVX with `-C target-cpu=native`, NEON on
+//! AArch64, plain lanes elsewhere).
 //!
 //! [`dot_f32_rows`] computes [`portable::dot_f32`] of up to four rows at once and returns its
-//! bits exactly: the eight partial sums of a row are two 4-lane vectors, the final pairwise
+//! bits exactly: the eight partial sums of a row are one 8-lane vector, the final pairwise
 //! additions run on the transposed sums (one lane per row), and the tail is summed in order,
 //! one lane per row. Only the schedule changes: each load of the shared vector serves every
-//! row, and the rows' reductions share their shuffles.
+//! row, and the rows' reductions share their shuffles. No fused multiply-add is used on any
+//! build, so the default and the native builds give the same bits.
+//!
+//! The cells use these kernels four units at a time (`Numeric::UPDATES_FOUR_UNITS`): the
+//! units' activations then run as one 4-lane vector per gate (`FloatActivation::lstm_units`).
 
-use wide::f32x4;
+use wide::{f32x4, f32x8};
 
 use super::portable::F32_LANES;
 use crate::activation::float::TanhLanes;
@@ -41,20 +46,20 @@ pub fn dot_f32_rows<const G: usize>(rows: [&[f32]; G], v: &[f32]) -> [f32; G] {
     let n = rows.iter().fold(v.len(), |n, row| n.min(row.len()));
     let (v_blocks, v_tail) = v[..n].as_chunks::<F32_LANES>();
     let rows = rows.map(|row| row[..n].as_chunks::<F32_LANES>());
-    // Lanes 0–3 of a row in `low`, lanes 4–7 in `high`, as in `portable::dot_f32`.
-    let (mut low, mut high) = ([f32x4::ZERO; G], [f32x4::ZERO; G]);
+    // The eight partial sums of a row, lane k as in `portable::dot_f32`: one AVX vector, or
+    // two SSE/NEON vectors (`wide` splits an `f32x8` where the target has no 8-lane unit).
+    let mut lanes = [f32x8::ZERO; G];
     for (b, x) in v_blocks.iter().enumerate() {
-        let (x_low, x_high) = halves(x);
-        for ((low, high), (blocks, _)) in low.iter_mut().zip(&mut high).zip(&rows) {
-            let (w_low, w_high) = halves(&blocks[b]);
-            *low += w_low * x_low;
-            *high += w_high * x_high;
+        let x = f32x8::from(*x);
+        for (lanes, (blocks, _)) in lanes.iter_mut().zip(&rows) {
+            *lanes += f32x8::from(blocks[b]) * x;
         }
     }
     // Per row: s = [a+e, b+f, c+g, d+h]; transposed, lane g of `t[k]` is row g's s[k], and
     // (t0 + t1) + (t2 + t3) is `((a+e) + (b+f)) + ((c+g) + (d+h))` for every row at once.
     let mut s = [f32x4::ZERO; 4];
-    for ((s, low), high) in s.iter_mut().zip(low).zip(high) {
+    for (s, lanes) in s.iter_mut().zip(lanes) {
+        let [low, high]: [f32x4; 2] = wide::bytemuck::cast(lanes);
         *s = low + high;
     }
     let [t0, t1, t2, t3] = f32x4::transpose(s);
@@ -86,12 +91,6 @@ pub fn dot_f32_rows<const G: usize>(rows: [&[f32]; G], v: &[f32]) -> [f32; G] {
     out
 }
 
-/// Lanes 0–3 and 4–7 of a block.
-#[inline(always)]
-fn halves(block: &[f32; F32_LANES]) -> (f32x4, f32x4) {
-    let [a, b, c, d, e, f, g, h] = *block;
-    (f32x4::from([a, b, c, d]), f32x4::from([e, f, g, h]))
-}
 
 #[cfg(test)]
 mod tests {
