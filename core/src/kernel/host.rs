@@ -2,10 +2,10 @@
 //! SIMD vectors of the `wide` crate (SSE on x86-64, AVX with `-C target-cpu=native`, NEON on
 //! AArch64, plain lanes elsewhere).
 //!
-//! [`dot_f32_rows`] computes [`portable::dot_f32`] of up to four rows at once and returns its
-//! bits exactly: the eight partial sums of a row are one 8-lane vector, the final pairwise
-//! additions run on the transposed sums (one lane per row), and the tail is summed in order,
-//! one lane per row. Only the schedule changes: each load of the shared vector serves every
+//! [`dot_f32_rows`] computes [`portable::dot_f32`](super::portable::dot_f32) of up to four
+//! rows at once and returns its bits exactly: the eight partial sums of a row are one 8-lane
+//! vector, the final pairwise additions run on the transposed sums (one lane per row), and the
+//! tail is summed in order, one lane per row. Only the schedule changes: each load of the shared vector serves every
 //! row, and the rows' reductions share their shuffles. No fused multiply-add is used on any
 //! build, so the default and the native builds give the same bits.
 //!
@@ -90,7 +90,6 @@ pub fn dot_f32_rows<const G: usize>(rows: [&[f32]; G], v: &[f32]) -> [f32; G] {
     out.copy_from_slice(&sums[..G]);
     out
 }
-
 
 #[cfg(test)]
 mod tests {

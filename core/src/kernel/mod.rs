@@ -54,7 +54,7 @@ pub fn dot_i8(w: &[i8], x: &[i16]) -> i64 {
 }
 
 /// [`dot_i8`] of `G` rows with the same `x`: `out[g] = dot_i8(w[g], x)`, exact. Cores with the
-/// DSP extension take the rows two at a time ([`arm::dot_i8_pair`](arm)), sharing the
+/// DSP extension take the rows two at a time (`arm::dot_i8_pair`), sharing the
 /// activations' loads and pairing; elsewhere one row at a time.
 #[inline(always)]
 pub fn dot_i8_rows<const G: usize>(w: [&[i8]; G], x: &[i16]) -> [i64; G] {
