@@ -30,39 +30,61 @@ pub trait FloatActivation: Copy + core::fmt::Debug + Default + PartialEq + 'stat
         ]
     }
 
-    /// Four LSTM units at once from `pre[u] = [i, f, g, o]` and the cells `c`: `c[u]` becomes
+    /// `U` LSTM units at once from `pre[u] = [i, f, g, o]` and the cells `c`: `c[u]` becomes
     /// `σ(f)·c[u] + σ(i)·tanh(g)` and the result is `σ(o)·tanh(c[u])`, each exactly as the
     /// one-unit functions compute it (an implementation may evaluate each gate as one vector).
     #[inline(always)]
-    fn lstm_units(pre: [[f32; 4]; 4], c: &mut [f32; 4]) -> [f32; 4] {
-        let mut h = [0.0; 4];
-        for ((h, c), pre) in h.iter_mut().zip(c).zip(pre) {
-            let [i, f, g, o] = Self::lstm_gates(pre);
-            *c = f * *c + i * g;
-            *h = o * Self::tanh(*c);
-        }
-        h
+    fn lstm_units<const U: usize>(pre: [[f32; 4]; U], c: &mut [f32; U]) -> [f32; U] {
+        lstm_units_one_by_one::<Self, U>(pre, c)
     }
 
-    /// Four GRU units at once from `pre[u] = [r, z, n_x, n_h]` and `h_prev`:
+    /// `U` GRU units at once from `pre[u] = [r, z, n_x, n_h]` and `h_prev`:
     /// `n = tanh(n_x + σ(r)·n_h)`, `h' = (1 - σ(z))·n + σ(z)·h_prev`, each exactly as for one
     /// unit (an implementation may evaluate each gate as one vector).
     #[inline(always)]
-    fn gru_units(pre: [[f32; 4]; 4], h_prev: [f32; 4]) -> [f32; 4] {
-        let mut h = [0.0; 4];
-        for ((h, h_prev), [r, z, n_x, n_h]) in h.iter_mut().zip(h_prev).zip(pre) {
-            let (r, z) = (Self::sigmoid(r), Self::sigmoid(z));
-            let n = Self::tanh(n_x + r * n_h);
-            *h = (1.0 - z) * n + z * h_prev;
-        }
-        h
+    fn gru_units<const U: usize>(pre: [[f32; 4]; U], h_prev: [f32; U]) -> [f32; U] {
+        gru_units_one_by_one::<Self, U>(pre, h_prev)
     }
+}
+
+/// [`FloatActivation::lstm_units`] one unit at a time: the definition.
+#[inline(always)]
+pub fn lstm_units_one_by_one<A: FloatActivation + ?Sized, const U: usize>(
+    pre: [[f32; 4]; U],
+    c: &mut [f32; U],
+) -> [f32; U] {
+    let mut h = [0.0; U];
+    for ((h, c), pre) in h.iter_mut().zip(c).zip(pre) {
+        let [i, f, g, o] = A::lstm_gates(pre);
+        *c = f * *c + i * g;
+        *h = o * A::tanh(*c);
+    }
+    h
+}
+
+/// [`FloatActivation::gru_units`] one unit at a time: the definition.
+#[inline(always)]
+pub fn gru_units_one_by_one<A: FloatActivation + ?Sized, const U: usize>(
+    pre: [[f32; 4]; U],
+    h_prev: [f32; U],
+) -> [f32; U] {
+    let mut h = [0.0; U];
+    for ((h, h_prev), [r, z, n_x, n_h]) in h.iter_mut().zip(h_prev).zip(pre) {
+        let (r, z) = (A::sigmoid(r), A::sigmoid(z));
+        let n = A::tanh(n_x + r * n_h);
+        *h = (1.0 - z) * n + z * h_prev;
+    }
+    h
 }
 
 /// The arithmetic the rational `tanh` needs: `f32`, or on the host four `f32` lanes that each
 /// round exactly like `f32` (so a vector of results equals the scalar results bit for bit).
 pub(crate) trait TanhLanes:
-    Copy + core::ops::Add<Output = Self> + core::ops::Mul<Output = Self> + core::ops::Div<Output = Self>
+    Copy
+    + core::ops::Add<Output = Self>
+    + core::ops::Sub<Output = Self>
+    + core::ops::Mul<Output = Self>
+    + core::ops::Div<Output = Self>
 {
     /// Every lane `v`.
     fn splat(v: f32) -> Self;
@@ -148,35 +170,23 @@ impl FloatActivation for Accurate {
         [0.5 + 0.5 * t[0], 0.5 + 0.5 * t[1], t[2], 0.5 + 0.5 * t[3]]
     }
 
-    /// On the host: lane `u` is unit `u`; every gate and `tanh(c)` is one 4-lane `tanh`, and
-    /// the four gates' chains are independent. Same operations, lane by lane, as the scalar
-    /// definitions.
+    /// On the host, 4 or 8 units: lane `u` is unit `u`; every gate and `tanh(c)` is one vector
+    /// `tanh`, and the four gates' chains are independent. Same operations, lane by lane, as
+    /// the scalar definitions.
     #[cfg(not(target_os = "none"))]
     #[inline(always)]
-    fn lstm_units(pre: [[f32; 4]; 4], c: &mut [f32; 4]) -> [f32; 4] {
-        use wide::f32x4;
-        let [p0, p1, p2, p3] = pre;
-        let [i, f, g, o] = f32x4::transpose([p0.into(), p1.into(), p2.into(), p3.into()]);
-        let half = f32x4::splat(0.5);
-        let sigmoid = |x: f32x4| half + half * rational_tanh(half * x);
-        let (i, f, g, o) = (sigmoid(i), sigmoid(f), rational_tanh(g), sigmoid(o));
-        let c_new = f * f32x4::from(*c) + i * g;
-        *c = c_new.to_array();
-        (o * rational_tanh(c_new)).to_array()
+    fn lstm_units<const U: usize>(pre: [[f32; 4]; U], c: &mut [f32; U]) -> [f32; U] {
+        crate::kernel::host::lstm_units(pre, c, |pre, c| lstm_units_one_by_one::<Self, U>(pre, c))
     }
 
-    /// On the host: lane `u` is unit `u`, as in [`lstm_units`](Self::lstm_units).
+    /// On the host, 4 or 8 units: lane `u` is unit `u`, as in
+    /// [`lstm_units`](Self::lstm_units).
     #[cfg(not(target_os = "none"))]
     #[inline(always)]
-    fn gru_units(pre: [[f32; 4]; 4], h_prev: [f32; 4]) -> [f32; 4] {
-        use wide::f32x4;
-        let [p0, p1, p2, p3] = pre;
-        let [r, z, n_x, n_h] = f32x4::transpose([p0.into(), p1.into(), p2.into(), p3.into()]);
-        let (half, one) = (f32x4::splat(0.5), f32x4::splat(1.0));
-        let sigmoid = |x: f32x4| half + half * rational_tanh(half * x);
-        let (r, z) = (sigmoid(r), sigmoid(z));
-        let n = rational_tanh(n_x + r * n_h);
-        ((one - z) * n + z * f32x4::from(h_prev)).to_array()
+    fn gru_units<const U: usize>(pre: [[f32; 4]; U], h_prev: [f32; U]) -> [f32; U] {
+        crate::kernel::host::gru_units(pre, h_prev, |pre, h_prev| {
+            gru_units_one_by_one::<Self, U>(pre, h_prev)
+        })
     }
 }
 

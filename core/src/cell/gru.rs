@@ -101,10 +101,10 @@ impl<'a, N: Numeric> GruWeights<'a, N> {
     /// on the host) LLVM specialises the loops for them.
     #[inline(always)]
     fn step_inlined(&self, x: &[N::Act], h_prev: &[N::Act], h_next: &mut [N::Act]) {
-        if N::UPDATES_FOUR_UNITS {
-            self.step_four_units_at_a_time(x, h_prev, h_next);
-        } else {
-            self.step_unit_by_unit(x, h_prev, h_next);
+        match N::UNITS_PER_UPDATE {
+            8 => self.step_in_blocks_of::<8>(x, h_prev, h_next),
+            4 => self.step_in_blocks_of::<4>(x, h_prev, h_next),
+            _ => self.step_unit_by_unit(x, h_prev, h_next),
         }
     }
 
@@ -169,12 +169,16 @@ impl<'a, N: Numeric> GruWeights<'a, N> {
         }
     }
 
-    /// [`step`](Self::step) with the updates of four units at a time in one
-    /// [`Numeric::gru_units`]; a last block of `hidden_size mod 4` units leaves the spare lanes
-    /// unused.
+    /// [`step`](Self::step) with the updates of `UNITS` units at a time in one
+    /// [`Numeric::gru_units`]; a last block of `hidden_size mod UNITS` units leaves the spare
+    /// lanes unused.
     #[inline(always)]
-    fn step_four_units_at_a_time(&self, x: &[N::Act], h_prev: &[N::Act], h_next: &mut [N::Act]) {
-        const UNITS: usize = 4;
+    fn step_in_blocks_of<const UNITS: usize>(
+        &self,
+        x: &[N::Act],
+        h_prev: &[N::Act],
+        h_next: &mut [N::Act],
+    ) {
         let (i, h, fmt) = (
             self.input_size.max(1),
             self.hidden_size.max(1),
@@ -327,7 +331,7 @@ impl<N: Numeric, const I: usize, const H: usize> Recurrent<N> for Gru<N, I, H> {
     const OUTPUT: usize = H;
 
     fn step<'s>(&self, state: &'s mut GruState<N, H>, x: &[N::Act]) -> &'s [N::Act] {
-        if N::UPDATES_FOUR_UNITS {
+        if N::UNITS_PER_UPDATE > 1 {
             // The host (`f32`): one copy of the step per (I, H), specialised for them (the
             // weights are made inside the closure so that their sizes stay constants, and the
             // input is cut to exactly `I`; a shorter one takes the general step).

@@ -111,10 +111,10 @@ impl<'a, N: Numeric> LstmWeights<'a, N> {
         h_next: &mut [N::Act],
         c: &mut [N::Cell],
     ) {
-        if N::UPDATES_FOUR_UNITS {
-            self.step_four_units_at_a_time(x, h_prev, h_next, c);
-        } else {
-            self.step_unit_by_unit(x, h_prev, h_next, c);
+        match N::UNITS_PER_UPDATE {
+            8 => self.step_in_blocks_of::<8>(x, h_prev, h_next, c),
+            4 => self.step_in_blocks_of::<4>(x, h_prev, h_next, c),
+            _ => self.step_unit_by_unit(x, h_prev, h_next, c),
         }
     }
 
@@ -154,18 +154,17 @@ impl<'a, N: Numeric> LstmWeights<'a, N> {
         }
     }
 
-    /// [`step`](Self::step) with the updates of four units at a time in one
-    /// [`Numeric::lstm_units`]; a last block of `hidden_size mod 4` units leaves the spare lanes
-    /// unused.
+    /// [`step`](Self::step) with the updates of `UNITS` units at a time in one
+    /// [`Numeric::lstm_units`]; a last block of `hidden_size mod UNITS` units leaves the spare
+    /// lanes unused.
     #[inline(always)]
-    fn step_four_units_at_a_time(
+    fn step_in_blocks_of<const UNITS: usize>(
         &self,
         x: &[N::Act],
         h_prev: &[N::Act],
         h_next: &mut [N::Act],
         c: &mut [N::Cell],
     ) {
-        const UNITS: usize = 4;
         let (i, h, fmt) = (
             self.input_size.max(1),
             self.hidden_size.max(1),
@@ -354,7 +353,7 @@ impl<N: Numeric, const I: usize, const H: usize> Recurrent<N> for Lstm<N, I, H> 
 
     fn step<'s>(&self, state: &'s mut LstmState<N, H>, x: &[N::Act]) -> &'s [N::Act] {
         let c = &mut state.c;
-        if N::UPDATES_FOUR_UNITS {
+        if N::UNITS_PER_UPDATE > 1 {
             // The host (`f32`): one copy of the step per (I, H), specialised for them (the
             // weights are made inside the closure so that their sizes stay constants, and the
             // input is cut to exactly `I`; a shorter one takes the general step).

@@ -9,13 +9,14 @@
 //! row, and the rows' reductions share their shuffles. No fused multiply-add is used on any
 //! build, so the default and the native builds give the same bits.
 //!
-//! The cells use these kernels four units at a time (`Numeric::UPDATES_FOUR_UNITS`): the
-//! units' activations then run as one 4-lane vector per gate (`FloatActivation::lstm_units`).
+//! The cells use these kernels four units at a time, eight with AVX
+//! (`Numeric::UNITS_PER_UPDATE`): the units' activations then run as one vector per gate
+//! ([`lstm_units`], [`gru_units`]).
 
 use wide::{f32x4, f32x8};
 
 use super::portable::F32_LANES;
-use crate::activation::float::TanhLanes;
+use crate::activation::float::{rational_tanh, TanhLanes};
 
 /// Four lanes of `f32` arithmetic, each rounding like scalar `f32` (no fused multiply-add).
 impl TanhLanes for f32x4 {
@@ -35,6 +36,124 @@ impl TanhLanes for f32x4 {
         #[cfg(not(any(target_feature = "sse", target_feature = "neon")))]
         return self.is_nan().bitselect(self, self.max(low).min(high));
     }
+}
+
+/// Eight lanes, each rounding like scalar `f32`: one AVX vector, or two of four lanes.
+impl TanhLanes for f32x8 {
+    #[inline(always)]
+    fn splat(v: f32) -> f32x8 {
+        f32x8::splat(v)
+    }
+
+    #[inline(always)]
+    fn clamp_magnitude(self, limit: f32) -> f32x8 {
+        let (low, high) = (f32x8::splat(-limit), f32x8::splat(limit));
+        // As for `f32x4`: VMAXPS/VMINPS (and each SSE/NEON half) keep a NaN `self`.
+        #[cfg(any(target_feature = "sse", target_feature = "neon"))]
+        return high.fast_min(low.fast_max(self));
+        #[cfg(not(any(target_feature = "sse", target_feature = "neon")))]
+        return self.is_nan().bitselect(self, self.max(low).min(high));
+    }
+}
+
+/// [`FloatActivation::lstm_units`](crate::activation::float::FloatActivation::lstm_units) of
+/// the accurate activations for `U` = 4 or 8 units, lane `u` = unit `u`; any other `U` goes to
+/// `one_by_one`.
+#[inline(always)]
+pub(crate) fn lstm_units<const U: usize>(
+    pre: [[f32; 4]; U],
+    c: &mut [f32; U],
+    one_by_one: impl FnOnce([[f32; 4]; U], &mut [f32; U]) -> [f32; U],
+) -> [f32; U] {
+    let mut h = [0f32; U];
+    // `U` is a constant: one branch remains.
+    if let (Ok(pre), Ok(c), Ok(h_out)) = (
+        <&[[f32; 4]; 4]>::try_from(&pre[..]),
+        <&mut [f32; 4]>::try_from(&mut c[..]),
+        <&mut [f32; 4]>::try_from(&mut h[..]),
+    ) {
+        let (h_new, c_new) = lstm_lanes(gates_of_four(pre), f32x4::from(*c));
+        (*h_out, *c) = (h_new.to_array(), c_new.to_array());
+        return h;
+    }
+    if let (Ok(pre), Ok(c), Ok(h_out)) = (
+        <&[[f32; 4]; 8]>::try_from(&pre[..]),
+        <&mut [f32; 8]>::try_from(&mut c[..]),
+        <&mut [f32; 8]>::try_from(&mut h[..]),
+    ) {
+        let (h_new, c_new) = lstm_lanes(gates_of_eight(pre), f32x8::from(*c));
+        (*h_out, *c) = (h_new.to_array(), c_new.to_array());
+        return h;
+    }
+    one_by_one(pre, c)
+}
+
+/// [`FloatActivation::gru_units`](crate::activation::float::FloatActivation::gru_units) of
+/// the accurate activations for `U` = 4 or 8 units, lane `u` = unit `u`; any other `U` goes to
+/// `one_by_one`.
+#[inline(always)]
+pub(crate) fn gru_units<const U: usize>(
+    pre: [[f32; 4]; U],
+    h_prev: [f32; U],
+    one_by_one: impl FnOnce([[f32; 4]; U], [f32; U]) -> [f32; U],
+) -> [f32; U] {
+    let mut h = [0f32; U];
+    if let (Ok(pre), Ok(h_prev), Ok(h_out)) = (
+        <&[[f32; 4]; 4]>::try_from(&pre[..]),
+        <&[f32; 4]>::try_from(&h_prev[..]),
+        <&mut [f32; 4]>::try_from(&mut h[..]),
+    ) {
+        *h_out = gru_lanes(gates_of_four(pre), f32x4::from(*h_prev)).to_array();
+        return h;
+    }
+    if let (Ok(pre), Ok(h_prev), Ok(h_out)) = (
+        <&[[f32; 4]; 8]>::try_from(&pre[..]),
+        <&[f32; 8]>::try_from(&h_prev[..]),
+        <&mut [f32; 8]>::try_from(&mut h[..]),
+    ) {
+        *h_out = gru_lanes(gates_of_eight(pre), f32x8::from(*h_prev)).to_array();
+        return h;
+    }
+    one_by_one(pre, h_prev)
+}
+
+/// `[σ(i)·… ]`: the LSTM update in lanes, `(h', c')` from the gate pre-activations and `c`,
+/// with the operations of the scalar definitions.
+#[inline(always)]
+fn lstm_lanes<T: TanhLanes>([i, f, g, o]: [T; 4], c: T) -> (T, T) {
+    let half = T::splat(0.5);
+    let sigmoid = |x: T| half + half * rational_tanh(half * x);
+    let (i, f, g, o) = (sigmoid(i), sigmoid(f), rational_tanh(g), sigmoid(o));
+    let c = f * c + i * g;
+    (o * rational_tanh(c), c)
+}
+
+/// The GRU update in lanes, `h'` from `[r, z, n_x, n_h]` and `h`, with the operations of the
+/// scalar definitions.
+#[inline(always)]
+fn gru_lanes<T: TanhLanes>([r, z, n_x, n_h]: [T; 4], h_prev: T) -> T {
+    let half = T::splat(0.5);
+    let sigmoid = |x: T| half + half * rational_tanh(half * x);
+    let (r, z) = (sigmoid(r), sigmoid(z));
+    let n = rational_tanh(n_x + r * n_h);
+    (T::splat(1.0) - z) * n + z * h_prev
+}
+
+/// Vector `g` holds gate `g` of the four units (a 4 × 4 transpose).
+#[inline(always)]
+fn gates_of_four(pre: &[[f32; 4]; 4]) -> [f32x4; 4] {
+    let [a, b, c, d] = *pre;
+    f32x4::transpose([a.into(), b.into(), c.into(), d.into()])
+}
+
+/// Vector `g` holds gate `g` of the eight units (two 4 × 4 transposes).
+#[inline(always)]
+fn gates_of_eight(pre: &[[f32; 4]; 8]) -> [f32x8; 4] {
+    let [a, b, c, d, e, f, g, h] = *pre;
+    let low = gates_of_four(&[a, b, c, d]);
+    let high = gates_of_four(&[e, f, g, h]);
+    let join = |k: usize| wide::bytemuck::cast::<[f32x4; 2], f32x8>([low[k], high[k]]);
+    [join(0), join(1), join(2), join(3)]
 }
 
 /// `[dot_f32(rows[0], v), …, dot_f32(rows[G-1], v)]` for `G ≤ 4`, bit for bit (see the module
@@ -123,6 +242,52 @@ mod tests {
             }
             assert_eq!(one[0].to_bits(), expect(3), "len {len}, one row");
         }
+    }
+
+    /// Same bits, or both NaN.
+    fn same(a: &[f32], b: &[f32]) -> bool {
+        a.iter()
+            .zip(b)
+            .all(|(a, b)| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()))
+    }
+
+    /// Every clamp boundary, NaN, infinities and a spread of values, in every gate of 4 and of
+    /// 8 units: each lane is the one-unit definition's result.
+    fn unit_lanes_match<const U: usize>() {
+        use crate::activation::float::{gru_units_one_by_one, lstm_units_one_by_one, Accurate};
+        let special = [
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            18.0,
+            -18.0,
+            9.0,
+            -9.0,
+        ];
+        let mut pool = values(9, 300);
+        pool.extend(special);
+        for start in 0..pool.len() {
+            let at = |k: usize| pool[(start + k * 7) % pool.len()];
+            let pre: [[f32; 4]; U] =
+                core::array::from_fn(|u| core::array::from_fn(|g| at(4 * u + g)));
+            let c0: [f32; U] = core::array::from_fn(|u| at(100 + u));
+            let (mut c, mut c_ref) = (c0, c0);
+            let h = lstm_units(pre, &mut c, |_, _| [0.0; U]);
+            let h_ref = lstm_units_one_by_one::<Accurate, U>(pre, &mut c_ref);
+            assert!(
+                same(&h, &h_ref) && same(&c, &c_ref),
+                "LSTM {U} units: {pre:?}, {c0:?}"
+            );
+            let h = gru_units(pre, c0, |_, _| [0.0; U]);
+            let h_ref = gru_units_one_by_one::<Accurate, U>(pre, c0);
+            assert!(same(&h, &h_ref), "GRU {U} units: {pre:?}, {c0:?}");
+        }
+    }
+
+    #[test]
+    fn unit_lanes_equal_the_one_unit_definitions() {
+        unit_lanes_match::<4>();
+        unit_lanes_match::<8>();
     }
 
     #[test]

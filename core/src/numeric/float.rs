@@ -125,15 +125,21 @@ impl<A: FloatActivation> Numeric for Float<A> {
         super::gru_preacts_one_by_one::<Self>(bias, w_x, scale_x, x, w_h, scale_h, h, format)
     }
 
-    const UPDATES_FOUR_UNITS: bool = cfg!(not(target_os = "none"));
+    const UNITS_PER_UPDATE: usize = if cfg!(target_os = "none") {
+        1
+    } else if cfg!(target_feature = "avx") {
+        8
+    } else {
+        4
+    };
 
     #[inline(always)]
-    fn lstm_units(pre: [[f32; 4]; 4], c: &mut [f32; 4], _: &()) -> [f32; 4] {
+    fn lstm_units<const U: usize>(pre: [[f32; 4]; U], c: &mut [f32; U], _: &()) -> [f32; U] {
         A::lstm_units(pre, c)
     }
 
     #[inline(always)]
-    fn gru_units(pre: [[f32; 4]; 4], h_prev: [f32; 4], _: &()) -> [f32; 4] {
+    fn gru_units<const U: usize>(pre: [[f32; 4]; U], h_prev: [f32; U], _: &()) -> [f32; U] {
         A::gru_units(pre, h_prev)
     }
 

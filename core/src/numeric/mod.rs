@@ -114,23 +114,23 @@ pub trait Numeric: Copy + Debug + 'static {
         ]
     }
 
-    /// Whether the cells should update their units four at a time, through
-    /// [`lstm_units`](Numeric::lstm_units) and [`gru_units`](Numeric::gru_units): `f32` on the
-    /// host does, evaluating each activation of four units as one vector, so that four units'
+    /// Units the cells update together, through [`lstm_units`](Numeric::lstm_units) and
+    /// [`gru_units`](Numeric::gru_units): 1 (one at a time), 4 or 8. `f32` on the host takes 4
+    /// (8 with AVX) and evaluates each activation of those units as one vector, so that their
     /// dependency chains (activation, cell update, activation) run side by side.
-    const UPDATES_FOUR_UNITS: bool = false;
+    const UNITS_PER_UPDATE: usize = 1;
 
-    /// The LSTM update of four units from their pre-activations `pre[u] = [i, f, g, o]`:
+    /// The LSTM update of `U` units from their pre-activations `pre[u] = [i, f, g, o]`:
     /// `c[u]` becomes `f ⊙ c + i ⊙ g` and the result is `h'[u] = o ⊙ tanh(c[u])`, each exactly
     /// as [`lstm_gates`](Numeric::lstm_gates), [`lstm_cell`](Numeric::lstm_cell) and
     /// [`lstm_hidden`](Numeric::lstm_hidden) give it for one unit.
     #[inline(always)]
-    fn lstm_units(
-        pre: [[Self::Pre; 4]; 4],
-        c: &mut [Self::Cell; 4],
+    fn lstm_units<const U: usize>(
+        pre: [[Self::Pre; 4]; U],
+        c: &mut [Self::Cell; U],
         format: &Self::Format,
-    ) -> [Self::Act; 4] {
-        let mut h = [Self::Act::default(); 4];
+    ) -> [Self::Act; U] {
+        let mut h = [Self::Act::default(); U];
         for ((h, c), pre) in h.iter_mut().zip(c).zip(pre) {
             let [i, f, g, o] = Self::lstm_gates(pre, format);
             *c = Self::lstm_cell(f, *c, i, g, format);
@@ -139,17 +139,17 @@ pub trait Numeric: Copy + Debug + 'static {
         h
     }
 
-    /// The GRU update of four units from their sums `pre[u] = [r, z, n_x, n_h]` (as
+    /// The GRU update of `U` units from their sums `pre[u] = [r, z, n_x, n_h]` (as
     /// [`gru_preacts`](Numeric::gru_preacts) gives them) and previous hidden values: `h'[u] =
     /// gru_hidden(σ(z), tanh(gru_candidate(n_x, σ(r), n_h)), h_prev[u])`, exactly as for one
     /// unit.
     #[inline(always)]
-    fn gru_units(
-        pre: [[Self::Pre; 4]; 4],
-        h_prev: [Self::Act; 4],
+    fn gru_units<const U: usize>(
+        pre: [[Self::Pre; 4]; U],
+        h_prev: [Self::Act; U],
         format: &Self::Format,
-    ) -> [Self::Act; 4] {
-        let mut h = [Self::Act::default(); 4];
+    ) -> [Self::Act; U] {
+        let mut h = [Self::Act::default(); U];
         for ((h, h_prev), [r, z, n_x, n_h]) in h.iter_mut().zip(h_prev).zip(pre) {
             let (r, z) = (Self::sigmoid(r, format), Self::sigmoid(z, format));
             let n = Self::tanh(Self::gru_candidate(n_x, r, n_h, format), format);
