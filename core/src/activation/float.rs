@@ -49,7 +49,7 @@ pub trait FloatActivation: Copy + core::fmt::Debug + Default + PartialEq + 'stat
 
 /// [`FloatActivation::lstm_units`] one unit at a time: the definition.
 #[inline(always)]
-pub fn lstm_units_one_by_one<A: FloatActivation + ?Sized, const U: usize>(
+pub fn lstm_units_one_by_one<A: FloatActivation, const U: usize>(
     pre: [[f32; 4]; U],
     c: &mut [f32; U],
 ) -> [f32; U] {
@@ -64,7 +64,7 @@ pub fn lstm_units_one_by_one<A: FloatActivation + ?Sized, const U: usize>(
 
 /// [`FloatActivation::gru_units`] one unit at a time: the definition.
 #[inline(always)]
-pub fn gru_units_one_by_one<A: FloatActivation + ?Sized, const U: usize>(
+pub fn gru_units_one_by_one<A: FloatActivation, const U: usize>(
     pre: [[f32; 4]; U],
     h_prev: [f32; U],
 ) -> [f32; U] {
@@ -176,7 +176,7 @@ impl FloatActivation for Accurate {
     #[cfg(not(target_os = "none"))]
     #[inline(always)]
     fn lstm_units<const U: usize>(pre: [[f32; 4]; U], c: &mut [f32; U]) -> [f32; U] {
-        crate::kernel::host::lstm_units(pre, c, |pre, c| lstm_units_one_by_one::<Self, U>(pre, c))
+        crate::kernel::host::lstm_units(pre, c, lstm_units_one_by_one::<Self, U>)
     }
 
     /// On the host, 4 or 8 units: lane `u` is unit `u`, as in
@@ -184,9 +184,7 @@ impl FloatActivation for Accurate {
     #[cfg(not(target_os = "none"))]
     #[inline(always)]
     fn gru_units<const U: usize>(pre: [[f32; 4]; U], h_prev: [f32; U]) -> [f32; U] {
-        crate::kernel::host::gru_units(pre, h_prev, |pre, h_prev| {
-            gru_units_one_by_one::<Self, U>(pre, h_prev)
-        })
+        crate::kernel::host::gru_units(pre, h_prev, gru_units_one_by_one::<Self, U>)
     }
 }
 

@@ -11,7 +11,7 @@
 //!
 //! The cells use these kernels four units at a time, eight with AVX
 //! (`Numeric::UNITS_PER_UPDATE`): the units' activations then run as one vector per gate
-//! ([`lstm_units`], [`gru_units`]).
+//! (`lstm_units`, `gru_units` here).
 
 use wide::{f32x4, f32x8};
 
