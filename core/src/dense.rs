@@ -1,6 +1,7 @@
 //! Dense (linear) head, PyTorch `nn.Linear` semantics: `y = W x + b`.
 
 use crate::activation::float::FloatActivation;
+use crate::cell::gate_rows;
 use crate::error::{check_len, ShapeError};
 use crate::numeric::float::Float;
 use crate::numeric::Numeric;
@@ -61,10 +62,45 @@ impl<'a, N: Numeric> DenseWeights<'a, N> {
 
     /// `out = W x + b`.
     pub fn forward(&self, x: &[N::Act], out: &mut [N::Pre]) {
+        let done = if N::UNITS_PER_UPDATE > 1 {
+            self.forward_four_rows_at_a_time(x, out)
+        } else {
+            0
+        };
         let rows = self.weight.chunks_exact(self.input_size.max(1));
-        for ((w, (&b, &s)), y) in rows.zip(self.bias.iter().zip(self.scale)).zip(out) {
+        let rows = rows.zip(self.bias.iter().zip(self.scale)).zip(out);
+        for ((w, (&b, &s)), y) in rows.skip(done) {
             *y = N::preact(b, w, s, x, &[], s, &[], &self.format);
         }
+    }
+
+    /// Where the cells update several units at once (`f32` on the host): the outputs four at a
+    /// time through [`Numeric::preact_rows`] (the sums of `preact`, sharing the loads of `x`).
+    /// Returns how many outputs it wrote.
+    fn forward_four_rows_at_a_time(&self, x: &[N::Act], out: &mut [N::Pre]) -> usize {
+        const ROWS: usize = 4;
+        let i = self.input_size.max(1);
+        let blocks = self
+            .weight
+            .chunks_exact(ROWS * i)
+            .zip(self.bias.chunks_exact(ROWS))
+            .zip(self.scale.chunks_exact(ROWS))
+            .zip(out.chunks_exact_mut(ROWS));
+        let (no_rows, no_scales) = ([&[][..]; ROWS], [N::RowScale::default(); ROWS]);
+        let mut done = 0;
+        for (((w, b), s), y) in blocks {
+            let (Ok(b), Ok(s), Ok(y)) = (
+                <&[N::Bias; ROWS]>::try_from(b),
+                <&[N::RowScale; ROWS]>::try_from(s),
+                <&mut [N::Pre; ROWS]>::try_from(y),
+            ) else {
+                break;
+            };
+            let w = gate_rows(w, i);
+            *y = N::preact_rows::<ROWS>(b, w, s, x, no_rows, &no_scales, &[], &self.format);
+            done += ROWS;
+        }
+        done
     }
 }
 

@@ -186,3 +186,20 @@ fn const_generic_layers_equal_the_slice_layers() {
     const_generic_matches::<6, 8>();
     const_generic_matches::<3, 11>();
 }
+
+#[test]
+fn dense_outputs_in_blocks_equal_the_one_row_definition() {
+    use tinyrnn::DenseWeights;
+    for (i, outputs) in [1, 6, 32].into_iter().flat_map(|i| (1..=9).map(move |o| (i, o))) {
+        let (weight, bias) = (values(70, outputs * i, 0.8), values(71, outputs, 0.5));
+        let scales = vec![(); outputs];
+        let head = DenseWeights::<F32>::new(i, outputs, &weight, &bias, &scales, ()).unwrap();
+        let x = values(72, i, 2.0);
+        let mut got = vec![0f32; outputs];
+        head.forward(&x, &mut got);
+        let want: Vec<f32> = (0..outputs)
+            .map(|o| preact(bias[o], &weight[o * i..][..i], &x, &[], &[]))
+            .collect();
+        assert_eq!(bits(&got), bits(&want), "I = {i}, O = {outputs}");
+    }
+}
