@@ -1,7 +1,6 @@
 //! Dense (linear) head, PyTorch `nn.Linear` semantics: `y = W x + b`.
 
 use crate::activation::float::FloatActivation;
-use crate::cell::gate_rows;
 use crate::error::{check_len, ShapeError};
 use crate::numeric::float::Float;
 use crate::numeric::Numeric;
@@ -62,6 +61,8 @@ impl<'a, N: Numeric> DenseWeights<'a, N> {
 
     /// `out = W x + b`.
     pub fn forward(&self, x: &[N::Act], out: &mut [N::Pre]) {
+        // The host only, as for the cells' blocks of units: the first outputs four at a time.
+        #[cfg(not(target_os = "none"))]
         let done = if N::UNITS_PER_UPDATE > 1 {
             self.forward_four_rows_at_a_time(x, out)
         } else {
@@ -69,7 +70,9 @@ impl<'a, N: Numeric> DenseWeights<'a, N> {
         };
         let rows = self.weight.chunks_exact(self.input_size.max(1));
         let rows = rows.zip(self.bias.iter().zip(self.scale)).zip(out);
-        for ((w, (&b, &s)), y) in rows.skip(done) {
+        #[cfg(not(target_os = "none"))]
+        let rows = rows.skip(done);
+        for ((w, (&b, &s)), y) in rows {
             *y = N::preact(b, w, s, x, &[], s, &[], &self.format);
         }
     }
@@ -77,6 +80,7 @@ impl<'a, N: Numeric> DenseWeights<'a, N> {
     /// Where the cells update several units at once (`f32` on the host): the outputs four at a
     /// time through [`Numeric::preact_rows`] (the sums of `preact`, sharing the loads of `x`).
     /// Returns how many outputs it wrote.
+    #[cfg(not(target_os = "none"))]
     fn forward_four_rows_at_a_time(&self, x: &[N::Act], out: &mut [N::Pre]) -> usize {
         const ROWS: usize = 4;
         let i = self.input_size.max(1);
@@ -96,7 +100,7 @@ impl<'a, N: Numeric> DenseWeights<'a, N> {
             ) else {
                 break;
             };
-            let w = gate_rows(w, i);
+            let w = crate::cell::gate_rows(w, i);
             *y = N::preact_rows::<ROWS>(b, w, s, x, no_rows, &no_scales, &[], &self.format);
             done += ROWS;
         }

@@ -190,7 +190,10 @@ fn const_generic_layers_equal_the_slice_layers() {
 #[test]
 fn dense_outputs_in_blocks_equal_the_one_row_definition() {
     use tinyrnn::DenseWeights;
-    for (i, outputs) in [1, 6, 32].into_iter().flat_map(|i| (1..=9).map(move |o| (i, o))) {
+    for (i, outputs) in [1, 6, 32]
+        .into_iter()
+        .flat_map(|i| (1..=9).map(move |o| (i, o)))
+    {
         let (weight, bias) = (values(70, outputs * i, 0.8), values(71, outputs, 0.5));
         let scales = vec![(); outputs];
         let head = DenseWeights::<F32>::new(i, outputs, &weight, &bias, &scales, ()).unwrap();

@@ -13,7 +13,7 @@
 //! (`w_ih[j][gate][input]`, see [`lstm`](super::lstm) for why). The r and z biases are folded
 //! (`b_i* + b_h*`); `b_in` and `b_hn` stay separate because `r` multiplies only `W_hn h + b_hn`.
 
-use super::{gate_rows, DoubleBuffer};
+use super::DoubleBuffer;
 use crate::activation::float::FloatActivation;
 use crate::error::{check_len, ShapeError};
 use crate::model::Recurrent;
@@ -94,23 +94,12 @@ impl<'a, N: Numeric> GruWeights<'a, N> {
 
     /// One timestep: reads `x` and `h_prev`, writes `h_next` (a distinct buffer).
     pub fn step(&self, x: &[N::Act], h_prev: &[N::Act], h_next: &mut [N::Act]) {
-        self.step_inlined(x, h_prev, h_next);
-    }
-
-    /// [`step`](Self::step), inlined into its caller: where the sizes are constants (a [`Gru`]
-    /// on the host) LLVM specialises the loops for them.
-    #[inline(always)]
-    fn step_inlined(&self, x: &[N::Act], h_prev: &[N::Act], h_next: &mut [N::Act]) {
-        match N::UNITS_PER_UPDATE {
-            8 => self.step_in_blocks_of::<8>(x, h_prev, h_next),
-            4 => self.step_in_blocks_of::<4>(x, h_prev, h_next),
-            _ => self.step_unit_by_unit(x, h_prev, h_next),
+        // Only the host updates several units at once (`Numeric::UNITS_PER_UPDATE`); firmware
+        // compiles the one-unit loop below alone.
+        #[cfg(not(target_os = "none"))]
+        if N::UNITS_PER_UPDATE > 1 {
+            return self.step_on_host(x, h_prev, h_next);
         }
-    }
-
-    /// [`step`](Self::step) with every unit's update on its own.
-    #[inline(always)]
-    fn step_unit_by_unit(&self, x: &[N::Act], h_prev: &[N::Act], h_next: &mut [N::Act]) {
         let (i, h, fmt) = (
             self.input_size.max(1),
             self.hidden_size.max(1),
@@ -169,9 +158,22 @@ impl<'a, N: Numeric> GruWeights<'a, N> {
         }
     }
 
+    /// [`step`](Self::step) on the host, inlined into its caller: where the sizes are
+    /// constants (a [`Gru`]) LLVM specialises the loops for them.
+    #[cfg(not(target_os = "none"))]
+    #[inline(always)]
+    fn step_on_host(&self, x: &[N::Act], h_prev: &[N::Act], h_next: &mut [N::Act]) {
+        if N::UNITS_PER_UPDATE >= 8 {
+            self.step_in_blocks_of::<8>(x, h_prev, h_next);
+        } else {
+            self.step_in_blocks_of::<4>(x, h_prev, h_next);
+        }
+    }
+
     /// [`step`](Self::step) with the updates of `UNITS` units at a time in one
     /// [`Numeric::gru_units`]; a last block of `hidden_size mod UNITS` units leaves the spare
     /// lanes unused.
+    #[cfg(not(target_os = "none"))]
     #[inline(always)]
     fn step_in_blocks_of<const UNITS: usize>(
         &self,
@@ -215,7 +217,7 @@ impl<'a, N: Numeric> GruWeights<'a, N> {
                 else {
                     return;
                 };
-                let (rows_x, rows_h) = (gate_rows(w_x, i), gate_rows(w_h, h));
+                let (rows_x, rows_h) = (super::gate_rows(w_x, i), super::gate_rows(w_h, h));
                 let bias = [b_r, b_z, b_in, b_hn];
                 *sums = N::gru_preacts(&bias, rows_x, s_x, x, rows_h, s_h, h_prev, fmt);
                 *old = h_j;
@@ -331,6 +333,7 @@ impl<N: Numeric, const I: usize, const H: usize> Recurrent<N> for Gru<N, I, H> {
     const OUTPUT: usize = H;
 
     fn step<'s>(&self, state: &'s mut GruState<N, H>, x: &[N::Act]) -> &'s [N::Act] {
+        #[cfg(not(target_os = "none"))]
         if N::UNITS_PER_UPDATE > 1 {
             // The host (`f32`): one copy of the step per (I, H), specialised for them (the
             // weights are made inside the closure so that their sizes stay constants, and the
@@ -338,7 +341,7 @@ impl<N: Numeric, const I: usize, const H: usize> Recurrent<N> for Gru<N, I, H> {
             if let Some(x) = x.first_chunk::<I>() {
                 return state
                     .h
-                    .advance(|prev, next| self.weights().step_inlined(x, prev, next));
+                    .advance(|prev, next| self.weights().step_on_host(x, prev, next));
             }
         }
         let weights = self.weights();

@@ -98,35 +98,12 @@ impl<'a, N: Numeric> LstmWeights<'a, N> {
     /// all of `h_prev`); `c` has `hidden_size` elements. Shorter slices shorten the work instead
     /// of panicking.
     pub fn step(&self, x: &[N::Act], h_prev: &[N::Act], h_next: &mut [N::Act], c: &mut [N::Cell]) {
-        self.step_inlined(x, h_prev, h_next, c);
-    }
-
-    /// [`step`](Self::step), inlined into its caller: where the sizes are constants (an
-    /// [`Lstm`] on the host) LLVM specialises the loops for them.
-    #[inline(always)]
-    fn step_inlined(
-        &self,
-        x: &[N::Act],
-        h_prev: &[N::Act],
-        h_next: &mut [N::Act],
-        c: &mut [N::Cell],
-    ) {
-        match N::UNITS_PER_UPDATE {
-            8 => self.step_in_blocks_of::<8>(x, h_prev, h_next, c),
-            4 => self.step_in_blocks_of::<4>(x, h_prev, h_next, c),
-            _ => self.step_unit_by_unit(x, h_prev, h_next, c),
+        // Only the host updates several units at once (`Numeric::UNITS_PER_UPDATE`); firmware
+        // compiles the one-unit loop below alone.
+        #[cfg(not(target_os = "none"))]
+        if N::UNITS_PER_UPDATE > 1 {
+            return self.step_on_host(x, h_prev, h_next, c);
         }
-    }
-
-    /// [`step`](Self::step) with every unit's update on its own.
-    #[inline(always)]
-    fn step_unit_by_unit(
-        &self,
-        x: &[N::Act],
-        h_prev: &[N::Act],
-        h_next: &mut [N::Act],
-        c: &mut [N::Cell],
-    ) {
         let (i, h, fmt) = (
             self.input_size.max(1),
             self.hidden_size.max(1),
@@ -144,19 +121,59 @@ impl<'a, N: Numeric> LstmWeights<'a, N> {
             )
             .zip(h_next.iter_mut().zip(c.iter_mut()));
         for ((((w_x, w_h), bias), (s_x, s_h)), (h_out, c_j)) in units {
-            let Some(pre) = self.unit_preacts(w_x, w_h, bias, s_x, s_h, x, h_prev) else {
-                return;
+            // The unit's four adjacent rows give everything c'_j and h'_j need.
+            let [pi, pf, pg, po] = if N::FUSES_ROWS {
+                let (Ok(bias), Ok(s_x), Ok(s_h)) =
+                    (bias.try_into(), s_x.try_into(), s_h.try_into())
+                else {
+                    return;
+                };
+                let (rows_x, rows_h) = (gate_rows(w_x, i), gate_rows(w_h, h));
+                N::preact_rows::<GATES>(bias, rows_x, s_x, x, rows_h, s_h, h_prev, fmt)
+            } else {
+                let mut gates = w_x
+                    .chunks_exact(i)
+                    .zip(w_h.chunks_exact(h))
+                    .zip(bias.iter().zip(s_x.iter().zip(s_h)))
+                    .map(|((wx, wh), (&b, (&sx, &sh)))| {
+                        N::preact(b, wx, sx, x, wh, sh, h_prev, fmt)
+                    });
+                let (Some(pi), Some(pf), Some(pg), Some(po)) =
+                    (gates.next(), gates.next(), gates.next(), gates.next())
+                else {
+                    return;
+                };
+                [pi, pf, pg, po]
             };
-            let [i_gate, f_gate, g_gate, o_gate] = N::lstm_gates(pre, fmt);
+            let [i_gate, f_gate, g_gate, o_gate] = N::lstm_gates([pi, pf, pg, po], fmt);
             let c_new = N::lstm_cell(f_gate, *c_j, i_gate, g_gate, fmt);
             *c_j = c_new;
             *h_out = N::lstm_hidden(o_gate, c_new, fmt);
         }
     }
 
+    /// [`step`](Self::step) on the host, inlined into its caller: where the sizes are
+    /// constants (an [`Lstm`]) LLVM specialises the loops for them.
+    #[cfg(not(target_os = "none"))]
+    #[inline(always)]
+    fn step_on_host(
+        &self,
+        x: &[N::Act],
+        h_prev: &[N::Act],
+        h_next: &mut [N::Act],
+        c: &mut [N::Cell],
+    ) {
+        if N::UNITS_PER_UPDATE >= 8 {
+            self.step_in_blocks_of::<8>(x, h_prev, h_next, c);
+        } else {
+            self.step_in_blocks_of::<4>(x, h_prev, h_next, c);
+        }
+    }
+
     /// [`step`](Self::step) with the updates of `UNITS` units at a time in one
     /// [`Numeric::lstm_units`]; a last block of `hidden_size mod UNITS` units leaves the spare
     /// lanes unused.
+    #[cfg(not(target_os = "none"))]
     #[inline(always)]
     fn step_in_blocks_of<const UNITS: usize>(
         &self,
@@ -212,6 +229,7 @@ impl<'a, N: Numeric> LstmWeights<'a, N> {
 
     /// The pre-activations `[i, f, g, o]` of the unit whose rows are `w_x` and `w_h` (`None`
     /// only for slices shorter than the layout, which `new` rules out).
+    #[cfg(not(target_os = "none"))]
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn unit_preacts(
@@ -353,6 +371,7 @@ impl<N: Numeric, const I: usize, const H: usize> Recurrent<N> for Lstm<N, I, H> 
 
     fn step<'s>(&self, state: &'s mut LstmState<N, H>, x: &[N::Act]) -> &'s [N::Act] {
         let c = &mut state.c;
+        #[cfg(not(target_os = "none"))]
         if N::UNITS_PER_UPDATE > 1 {
             // The host (`f32`): one copy of the step per (I, H), specialised for them (the
             // weights are made inside the closure so that their sizes stay constants, and the
@@ -360,7 +379,7 @@ impl<N: Numeric, const I: usize, const H: usize> Recurrent<N> for Lstm<N, I, H> 
             if let Some(x) = x.first_chunk::<I>() {
                 return state
                     .h
-                    .advance(|prev, next| self.weights().step_inlined(x, prev, next, c));
+                    .advance(|prev, next| self.weights().step_on_host(x, prev, next, c));
             }
         }
         let weights = self.weights();
