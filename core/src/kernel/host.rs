@@ -155,6 +155,35 @@ fn gates_of_eight(pre: &[[f32; 4]; 8]) -> [f32x8; 4] {
     [join(0), join(1), join(2), join(3)]
 }
 
+/// The block loop of [`dot_f32_rows`] for rows that all start at 16-byte boundaries, read as
+/// `f32x4` pairs: SSE multiplies take a memory operand only when it is aligned, so every weight
+/// load then folds into its multiply. Returns `false`, doing nothing, when a row is not aligned
+/// (and with AVX, whose multiplies take unaligned operands anyway).
+#[inline(always)]
+fn accumulate_aligned<const G: usize>(
+    lanes: &mut [f32x8; G],
+    rows: [&[[f32; F32_LANES]]; G],
+    v_blocks: &[[f32; F32_LANES]],
+) -> bool {
+    if cfg!(target_feature = "avx") {
+        return false;
+    }
+    let mut aligned: [&[[f32x4; 2]]; G] = [&[]; G];
+    for (aligned, row) in aligned.iter_mut().zip(rows) {
+        match wide::bytemuck::try_cast_slice(row) {
+            Ok(row) => *aligned = row,
+            Err(_) => return false,
+        }
+    }
+    for (b, x) in v_blocks.iter().enumerate() {
+        let x = f32x8::from(*x);
+        for (lanes, row) in lanes.iter_mut().zip(&aligned) {
+            *lanes += wide::bytemuck::cast::<[f32x4; 2], f32x8>(row[b]) * x;
+        }
+    }
+    true
+}
+
 /// `[dot_f32(rows[0], v), …, dot_f32(rows[G-1], v)]` for `G ≤ 4`, bit for bit (see the module
 /// documentation). Rows longer or shorter than `v` are cut to the shortest length, as if every
 /// slice had that length.
@@ -167,10 +196,12 @@ pub fn dot_f32_rows<const G: usize>(rows: [&[f32]; G], v: &[f32]) -> [f32; G] {
     // The eight partial sums of a row, lane k as in `portable::dot_f32`: one AVX vector, or
     // two SSE/NEON vectors (`wide` splits an `f32x8` where the target has no 8-lane unit).
     let mut lanes = [f32x8::ZERO; G];
-    for (b, x) in v_blocks.iter().enumerate() {
-        let x = f32x8::from(*x);
-        for (lanes, (blocks, _)) in lanes.iter_mut().zip(&rows) {
-            *lanes += f32x8::from(blocks[b]) * x;
+    if !accumulate_aligned(&mut lanes, rows.map(|(blocks, _)| blocks), v_blocks) {
+        for (b, x) in v_blocks.iter().enumerate() {
+            let x = f32x8::from(*x);
+            for (lanes, (blocks, _)) in lanes.iter_mut().zip(&rows) {
+                *lanes += f32x8::from(blocks[b]) * x;
+            }
         }
     }
     // Per row: s = [a+e, b+f, c+g, d+h]; transposed, lane g of `t[k]` is row g's s[k], and
@@ -226,20 +257,35 @@ mod tests {
 
     #[test]
     fn rows_match_dot_f32_bit_for_bit() {
-        for len in 0..=41 {
-            let v = values(1, len);
-            let r: Vec<Vec<f32>> = (2..6).map(|s| values(s, len)).collect();
-            let expect = |g: usize| dot_f32(&r[g], &v).to_bits();
-            let four = dot_f32_rows([&r[0][..], &r[1], &r[2], &r[3]], &v);
-            let three = dot_f32_rows([&r[0][..], &r[1], &r[2]], &v);
-            let one = dot_f32_rows([&r[3][..]], &v);
-            for (g, got) in four.iter().enumerate() {
-                assert_eq!(got.to_bits(), expect(g), "len {len}, row {g} of 4");
+        // Rows at 16-byte boundaries (the aligned block loop) and one `f32` past them (the
+        // unaligned one), in storage whose alignment is known.
+        for offset in [0, 1] {
+            for len in 0..=41 {
+                let v = values(1, len);
+                let mut storage = vec![[f32x4::ZERO; 16]; 4];
+                let r: Vec<&[f32]> = storage
+                    .iter_mut()
+                    .zip(2..)
+                    .map(|(buffer, seed)| {
+                        let buffer: &mut [f32] = wide::bytemuck::cast_slice_mut(&mut buffer[..]);
+                        let row = &mut buffer[offset..offset + len];
+                        row.copy_from_slice(&values(seed, len));
+                        &*row
+                    })
+                    .collect();
+                let expect = |g: usize| dot_f32(r[g], &v).to_bits();
+                let four = dot_f32_rows([r[0], r[1], r[2], r[3]], &v);
+                let three = dot_f32_rows([r[0], r[1], r[2]], &v);
+                let one = dot_f32_rows([r[3]], &v);
+                let at = format!("offset {offset}, len {len}");
+                for (g, got) in four.iter().enumerate() {
+                    assert_eq!(got.to_bits(), expect(g), "{at}, row {g} of 4");
+                }
+                for (g, got) in three.iter().enumerate() {
+                    assert_eq!(got.to_bits(), expect(g), "{at}, row {g} of 3");
+                }
+                assert_eq!(one[0].to_bits(), expect(3), "{at}, one row");
             }
-            for (g, got) in three.iter().enumerate() {
-                assert_eq!(got.to_bits(), expect(g), "len {len}, row {g} of 3");
-            }
-            assert_eq!(one[0].to_bits(), expect(3), "len {len}, one row");
         }
     }
 
