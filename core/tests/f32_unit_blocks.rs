@@ -119,7 +119,8 @@ fn gru_units_in_blocks_equal_the_one_unit_definition() {
     }
 }
 
-/// The const-generic layers run the same step specialised for their sizes (on the host).
+/// The const-generic layers give the bits of the slice layers (on the host they run from their
+/// own copy of the weights in blocks of eight units, specialised for their sizes).
 fn const_generic_matches<const I: usize, const H: usize>() {
     use tinyrnn::{Gru, Lstm, Recurrent};
     let arrays = |seed: u64, gates: usize| {
@@ -182,9 +183,13 @@ fn const_generic_matches<const I: usize, const H: usize>() {
 
 #[test]
 fn const_generic_layers_equal_the_slice_layers() {
+    // No block of eight, one, one plus three units, three, two plus one (on the host the
+    // blocks of eight run from the lane layout; the rest through the general step).
     const_generic_matches::<6, 5>();
     const_generic_matches::<6, 8>();
     const_generic_matches::<3, 11>();
+    const_generic_matches::<6, 24>();
+    const_generic_matches::<9, 17>();
 }
 
 #[test]

@@ -14,6 +14,8 @@
 //! (`b_i* + b_h*`); `b_in` and `b_hn` stay separate because `r` multiplies only `W_hn h + b_hn`.
 
 use super::DoubleBuffer;
+#[cfg(not(target_os = "none"))]
+use super::EightUnitLanes;
 use crate::activation::float::FloatActivation;
 use crate::error::{check_len, ShapeError};
 use crate::model::Recurrent;
@@ -98,7 +100,7 @@ impl<'a, N: Numeric> GruWeights<'a, N> {
         // compiles the one-unit loop below alone.
         #[cfg(not(target_os = "none"))]
         if N::UNITS_PER_UPDATE > 1 {
-            return self.step_on_host(x, h_prev, h_next);
+            return self.step_on_host(x, h_prev, h_next, h_prev);
         }
         let (i, h, fmt) = (
             self.input_size.max(1),
@@ -158,15 +160,37 @@ impl<'a, N: Numeric> GruWeights<'a, N> {
         }
     }
 
-    /// [`step`](Self::step) on the host, inlined into its caller: where the sizes are
-    /// constants (a [`Gru`]) LLVM specialises the loops for them.
+    /// The layer's units from `first` on, as a layer of their own (same inputs and `h`).
+    #[cfg(not(target_os = "none"))]
+    fn units_from(&self, first: usize) -> Self {
+        let (i, h) = (self.input_size.max(1), self.hidden_size.max(1));
+        GruWeights {
+            w_ih: self.w_ih.get(first * GATES * i..).unwrap_or_default(),
+            w_hh: self.w_hh.get(first * GATES * h..).unwrap_or_default(),
+            bias: self.bias.get(first * GATES..).unwrap_or_default(),
+            bias_hn: self.bias_hn.get(first..).unwrap_or_default(),
+            scale_ih: self.scale_ih.get(first * GATES..).unwrap_or_default(),
+            scale_hh: self.scale_hh.get(first * GATES..).unwrap_or_default(),
+            ..*self
+        }
+    }
+
+    /// [`step`](Self::step) on the host, inlined into its caller (where the sizes are
+    /// constants LLVM specialises the loops for them); unit `j` of these weights interpolates
+    /// with `h_old[j]`.
     #[cfg(not(target_os = "none"))]
     #[inline(always)]
-    fn step_on_host(&self, x: &[N::Act], h_prev: &[N::Act], h_next: &mut [N::Act]) {
+    fn step_on_host(
+        &self,
+        x: &[N::Act],
+        h_prev: &[N::Act],
+        h_next: &mut [N::Act],
+        h_old: &[N::Act],
+    ) {
         if N::UNITS_PER_UPDATE >= 8 {
-            self.step_in_blocks_of::<8>(x, h_prev, h_next);
+            self.step_in_blocks_of::<8>(x, h_prev, h_next, h_old);
         } else {
-            self.step_in_blocks_of::<4>(x, h_prev, h_next);
+            self.step_in_blocks_of::<4>(x, h_prev, h_next, h_old);
         }
     }
 
@@ -180,6 +204,7 @@ impl<'a, N: Numeric> GruWeights<'a, N> {
         x: &[N::Act],
         h_prev: &[N::Act],
         h_next: &mut [N::Act],
+        h_old: &[N::Act],
     ) {
         let (i, h, fmt) = (
             self.input_size.max(1),
@@ -200,7 +225,7 @@ impl<'a, N: Numeric> GruWeights<'a, N> {
                     .chunks(UNITS * GATES)
                     .zip(self.scale_hh.chunks(UNITS * GATES)),
             )
-            .zip(h_next.chunks_mut(UNITS).zip(h_prev.chunks(UNITS)));
+            .zip(h_next.chunks_mut(UNITS).zip(h_old.chunks(UNITS)));
         for ((((w_x, w_h), (bias, bias_hn)), (s_x, s_h)), (h_out, h_old)) in blocks {
             let units = w_x
                 .chunks_exact(GATES * i)
@@ -244,6 +269,9 @@ pub struct Gru<N: Numeric, const I: usize, const H: usize> {
     scale_ih: [[N::RowScale; GATES]; H],
     scale_hh: [[N::RowScale; GATES]; H],
     format: N::Format,
+    /// The weights again, eight units per block, for the host's vector path.
+    #[cfg(not(target_os = "none"))]
+    lanes: EightUnitLanes<N::Weight, GATES, I, H>,
 }
 
 impl<N: Numeric, const I: usize, const H: usize> Gru<N, I, H> {
@@ -264,6 +292,8 @@ impl<N: Numeric, const I: usize, const H: usize> Gru<N, I, H> {
             )
         };
         Gru {
+            #[cfg(not(target_os = "none"))]
+            lanes: EightUnitLanes::new(&w_ih, &w_hh),
             w_ih,
             w_hh,
             bias,
@@ -272,6 +302,40 @@ impl<N: Numeric, const I: usize, const H: usize> Gru<N, I, H> {
             scale_hh,
             format,
         }
+    }
+
+    /// One step on the host: blocks of eight units from the lane layout
+    /// ([`Numeric::gru_eight_units`]), the last `H mod 8` units (or all of them, for a type
+    /// without that path) through the general step.
+    #[cfg(not(target_os = "none"))]
+    #[inline(always)]
+    fn step_on_host(&self, x: &[N::Act; I], h_prev: &[N::Act; H], h_next: &mut [N::Act; H]) {
+        let mut done = 0;
+        let blocks = self
+            .bias
+            .chunks_exact(8)
+            .zip(self.bias_hn.chunks_exact(8))
+            .zip(h_next.chunks_exact_mut(8).zip(h_prev.chunks_exact(8)));
+        for (b, ((bias, bias_hn), (h_out, h_old))) in blocks.enumerate() {
+            let (Ok(bias), Ok(bias_hn), Ok(h_out), Ok(h_old)) = (
+                bias.try_into(),
+                bias_hn.try_into(),
+                <&mut [N::Act; 8]>::try_from(h_out),
+                h_old.try_into(),
+            ) else {
+                break;
+            };
+            let (w_x, w_h) = (self.lanes.input_block(b), self.lanes.recurrent_block(b));
+            match N::gru_eight_units(bias, bias_hn, w_x, x, w_h, h_prev, h_old) {
+                Some(h_new) => *h_out = h_new,
+                None => break,
+            }
+            done += 8;
+        }
+        let rest = self.weights().units_from(done);
+        let h_next = h_next.get_mut(done..).unwrap_or_default();
+        let h_old = h_prev.get(done..).unwrap_or_default();
+        rest.step_on_host(x, h_prev, h_next, h_old);
     }
 
     /// The slice view the kernel runs on.
@@ -345,7 +409,7 @@ impl<N: Numeric, const I: usize, const H: usize> Recurrent<N> for Gru<N, I, H> {
             if let Some(x) = x.first_chunk::<I>() {
                 return state
                     .h
-                    .advance(|prev, next| self.weights().step_on_host(x, prev, next));
+                    .advance(|prev, next| self.step_on_host(x, prev, next));
             }
         }
         let weights = self.weights();

@@ -17,6 +17,8 @@
 //! `c'_j` and `h'_j`. The two biases are folded into one (`b_i* + b_h*`), which is exact
 //! in real arithmetic. The host tool reorders PyTorch tensors at import time.
 
+#[cfg(not(target_os = "none"))]
+use super::EightUnitLanes;
 use super::{gate_rows, DoubleBuffer};
 use crate::activation::float::FloatActivation;
 use crate::error::{check_len, ShapeError};
@@ -149,6 +151,20 @@ impl<'a, N: Numeric> LstmWeights<'a, N> {
             let c_new = N::lstm_cell(f_gate, *c_j, i_gate, g_gate, fmt);
             *c_j = c_new;
             *h_out = N::lstm_hidden(o_gate, c_new, fmt);
+        }
+    }
+
+    /// The layer's units from `first` on, as a layer of their own (same inputs and `h`).
+    #[cfg(not(target_os = "none"))]
+    fn units_from(&self, first: usize) -> Self {
+        let (i, h) = (self.input_size.max(1), self.hidden_size.max(1));
+        LstmWeights {
+            w_ih: self.w_ih.get(first * GATES * i..).unwrap_or_default(),
+            w_hh: self.w_hh.get(first * GATES * h..).unwrap_or_default(),
+            bias: self.bias.get(first * GATES..).unwrap_or_default(),
+            scale_ih: self.scale_ih.get(first * GATES..).unwrap_or_default(),
+            scale_hh: self.scale_hh.get(first * GATES..).unwrap_or_default(),
+            ..*self
         }
     }
 
@@ -286,6 +302,9 @@ pub struct Lstm<N: Numeric, const I: usize, const H: usize> {
     scale_ih: [[N::RowScale; GATES]; H],
     scale_hh: [[N::RowScale; GATES]; H],
     format: N::Format,
+    /// The weights again, eight units per block, for the host's vector path.
+    #[cfg(not(target_os = "none"))]
+    lanes: EightUnitLanes<N::Weight, GATES, I, H>,
 }
 
 impl<N: Numeric, const I: usize, const H: usize> Lstm<N, I, H> {
@@ -305,6 +324,8 @@ impl<N: Numeric, const I: usize, const H: usize> Lstm<N, I, H> {
             )
         };
         Lstm {
+            #[cfg(not(target_os = "none"))]
+            lanes: EightUnitLanes::new(&w_ih, &w_hh),
             w_ih,
             w_hh,
             bias,
@@ -312,6 +333,43 @@ impl<N: Numeric, const I: usize, const H: usize> Lstm<N, I, H> {
             scale_hh,
             format,
         }
+    }
+
+    /// One step on the host: blocks of eight units from the lane layout
+    /// ([`Numeric::lstm_eight_units`]), the last `H mod 8` units (or all of them, for a type
+    /// without that path) through the general step.
+    #[cfg(not(target_os = "none"))]
+    #[inline(always)]
+    fn step_on_host(
+        &self,
+        x: &[N::Act; I],
+        h_prev: &[N::Act; H],
+        h_next: &mut [N::Act; H],
+        c: &mut [N::Cell; H],
+    ) {
+        let mut done = 0;
+        let blocks = self
+            .bias
+            .chunks_exact(8)
+            .zip(h_next.chunks_exact_mut(8).zip(c.chunks_exact_mut(8)));
+        for (b, (bias, (h_out, c_out))) in blocks.enumerate() {
+            let (Ok(bias), Ok(h_out), Ok(c_out)) = (
+                bias.try_into(),
+                <&mut [N::Act; 8]>::try_from(h_out),
+                c_out.try_into(),
+            ) else {
+                break;
+            };
+            let (w_x, w_h) = (self.lanes.input_block(b), self.lanes.recurrent_block(b));
+            match N::lstm_eight_units(bias, w_x, x, w_h, h_prev, c_out) {
+                Some(h_new) => *h_out = h_new,
+                None => break,
+            }
+            done += 8;
+        }
+        let rest = self.weights().units_from(done);
+        let (h_next, c) = (h_next.get_mut(done..), c.get_mut(done..));
+        rest.step_on_host(x, h_prev, h_next.unwrap_or_default(), c.unwrap_or_default());
     }
 
     /// The slice view the kernel runs on.
@@ -383,7 +441,7 @@ impl<N: Numeric, const I: usize, const H: usize> Recurrent<N> for Lstm<N, I, H> 
             if let Some(x) = x.first_chunk::<I>() {
                 return state
                     .h
-                    .advance(|prev, next| self.weights().step_on_host(x, prev, next, c));
+                    .advance(|prev, next| self.step_on_host(x, prev, next, c));
             }
         }
         let weights = self.weights();

@@ -82,6 +82,95 @@ pub(crate) fn gate_rows<W, const G: usize>(unit_weights: &[W], len: usize) -> [&
     rows
 }
 
+/// A second copy of a const-generic layer's weights, kept on the host only: the rows of eight
+/// units side by side, one lane per unit, so that a block of eight units streams through 8-lane
+/// vectors with no per-row reduction (`kernel::host::dot_f32_eight_units`).
+///
+/// For block `b` (units `8b..8b + 8`), the block's storage holds element `(k, gate, lane)` at
+/// `(k · G + gate) · 8 + lane`: unit `8b + lane`'s weight for input `k` of that gate. The last
+/// `H mod 8` units keep their unit-major rows (and take the general path). 32-byte aligned, so
+/// every block of a layer with `H` a multiple of 8 is too.
+#[cfg(not(target_os = "none"))]
+#[derive(Clone, PartialEq)]
+#[repr(C, align(32))]
+pub(crate) struct EightUnitLanes<W, const G: usize, const I: usize, const H: usize> {
+    w_ih: [[[W; I]; G]; H],
+    w_hh: [[[W; H]; G]; H],
+}
+
+#[cfg(not(target_os = "none"))]
+impl<W: Copy, const G: usize, const I: usize, const H: usize> EightUnitLanes<W, G, I, H> {
+    /// The lane layout of unit-major `w_ih[H][G][I]` and `w_hh[H][G][H]`.
+    pub(crate) const fn new(w_ih: &[[[W; I]; G]; H], w_hh: &[[[W; H]; G]; H]) -> Self {
+        let mut lanes = EightUnitLanes {
+            w_ih: *w_ih,
+            w_hh: *w_hh,
+        };
+        let mut unit = 0;
+        while unit + 8 <= H {
+            let mut gate = 0;
+            while gate < G {
+                let mut k = 0;
+                while k < I {
+                    // Flat index within the whole array; the block starts at `unit · G · I`.
+                    let at = unit * G * I + (k * G + gate) * 8;
+                    let mut lane = 0;
+                    while lane < 8 {
+                        let f = at + lane;
+                        lanes.w_ih[f / (G * I)][f / I % G][f % I] = w_ih[unit + lane][gate][k];
+                        lane += 1;
+                    }
+                    k += 1;
+                }
+                let mut k = 0;
+                while k < H {
+                    let at = unit * G * H + (k * G + gate) * 8;
+                    let mut lane = 0;
+                    while lane < 8 {
+                        let f = at + lane;
+                        lanes.w_hh[f / (G * H)][f / H % G][f % H] = w_hh[unit + lane][gate][k];
+                        lane += 1;
+                    }
+                    k += 1;
+                }
+                gate += 1;
+            }
+            unit += 8;
+        }
+        lanes
+    }
+
+    /// The input weights of units `8b..8b + 8` in the lane layout (`I · G · 8` weights).
+    pub(crate) fn input_block(&self, b: usize) -> &[W] {
+        let n = 8 * G * I;
+        self.w_ih
+            .as_flattened()
+            .as_flattened()
+            .get(b * n..b * n + n)
+            .unwrap_or_default()
+    }
+
+    /// The recurrent weights of units `8b..8b + 8` in the lane layout (`H · G · 8` weights).
+    pub(crate) fn recurrent_block(&self, b: usize) -> &[W] {
+        let n = 8 * G * H;
+        self.w_hh
+            .as_flattened()
+            .as_flattened()
+            .get(b * n..b * n + n)
+            .unwrap_or_default()
+    }
+}
+
+/// Not printed: it repeats the layer's weights.
+#[cfg(not(target_os = "none"))]
+impl<W, const G: usize, const I: usize, const H: usize> core::fmt::Debug
+    for EightUnitLanes<W, G, I, H>
+{
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("EightUnitLanes { .. }")
+    }
+}
+
 /// One recurrent layer of any kind, as slices: what a model loaded at run time is made of.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum LayerWeights<'a, N: Numeric> {

@@ -116,6 +116,56 @@ pub(crate) fn gru_units<const U: usize>(
     one_by_one(pre, h_prev)
 }
 
+/// `dot_f32` of the `G` gate rows of eight units with `v`, lane = unit, bit for bit, from
+/// weights in the lane layout (`cell::EightUnitLanes`: one 8-lane vector per input and gate).
+/// Lane `u` of partial sum `l` adds unit `u`'s terms `l, l + 8, …` in order, the partial sums
+/// combine as `((s0 + s4) + (s1 + s5)) + ((s2 + s6) + (s3 + s7))` and the tail adds in order
+/// from 0: the operations of `portable::dot_f32`, each row in its own lane, with no reduction
+/// across lanes. `None` when `w` is not 32-byte aligned or not `G · 8` weights per input.
+#[inline(always)]
+pub(crate) fn dot_f32_eight_units<const G: usize>(w: &[f32], v: &[f32]) -> Option<[f32x8; G]> {
+    let w: &[f32x8] = wide::bytemuck::try_cast_slice(w).ok()?;
+    let (w, []) = w.as_chunks::<G>() else {
+        return None;
+    };
+    let n = w.len().min(v.len());
+    let (w_blocks, w_tail) = w[..n].as_chunks::<F32_LANES>();
+    let (v_blocks, v_tail) = v[..n].as_chunks::<F32_LANES>();
+    let mut partial = [[f32x8::ZERO; G]; F32_LANES];
+    for (l, partial) in partial.iter_mut().enumerate() {
+        for (w, v) in w_blocks.iter().zip(v_blocks) {
+            let x = f32x8::splat(v[l]);
+            for (p, &w) in partial.iter_mut().zip(&w[l]) {
+                *p += w * x;
+            }
+        }
+    }
+    let mut sums = [f32x8::ZERO; G];
+    for (g, sum) in sums.iter_mut().enumerate() {
+        let s = |l: usize| partial[l][g];
+        *sum = ((s(0) + s(4)) + (s(1) + s(5))) + ((s(2) + s(6)) + (s(3) + s(7)));
+    }
+    let mut tail = [f32x8::ZERO; G];
+    for (w, &v) in w_tail.iter().zip(v_tail) {
+        let x = f32x8::splat(v);
+        for (t, &w) in tail.iter_mut().zip(w) {
+            *t += w * x;
+        }
+    }
+    for (sum, tail) in sums.iter_mut().zip(tail) {
+        *sum += tail;
+    }
+    Some(sums)
+}
+
+/// The four vectors `[g][lane]` of eight units back as `[unit][g]` (the inverse of the
+/// transposes that make gate vectors).
+#[inline(always)]
+pub(crate) fn units_of_eight(gates: [f32x8; 4]) -> [[f32; 4]; 8] {
+    let [a, b, c, d] = gates.map(|g| g.to_array());
+    core::array::from_fn(|u| [a[u], b[u], c[u], d[u]])
+}
+
 /// `[σ(i)·… ]`: the LSTM update in lanes, `(h', c')` from the gate pre-activations and `c`,
 /// with the operations of the scalar definitions.
 #[inline(always)]
@@ -147,7 +197,7 @@ fn gates_of_four(pre: &[[f32; 4]; 4]) -> [f32x4; 4] {
 
 /// Vector `g` holds gate `g` of the eight units (two 4 × 4 transposes).
 #[inline(always)]
-fn gates_of_eight(pre: &[[f32; 4]; 8]) -> [f32x8; 4] {
+pub(crate) fn gates_of_eight(pre: &[[f32; 4]; 8]) -> [f32x8; 4] {
     let [a, b, c, d, e, f, g, h] = *pre;
     let low = gates_of_four(&[a, b, c, d]);
     let high = gates_of_four(&[e, f, g, h]);

@@ -139,6 +139,57 @@ impl<A: FloatActivation> Numeric for Float<A> {
         A::gru_units(pre, h_prev)
     }
 
+    #[cfg(not(target_os = "none"))]
+    #[inline(always)]
+    fn lstm_eight_units(
+        bias: &[[f32; 4]; 8],
+        w_x: &[f32],
+        x: &[f32],
+        w_h: &[f32],
+        h: &[f32],
+        c: &mut [f32; 8],
+    ) -> Option<[f32; 8]> {
+        use crate::kernel::host;
+        let from_x = host::dot_f32_eight_units::<4>(w_x, x)?;
+        let from_h = host::dot_f32_eight_units::<4>(w_h, h)?;
+        let [bi, bf, bg, bo] = host::gates_of_eight(bias);
+        // `(bias + x part) + h part` in every lane, as `preact` adds them.
+        let pre = [
+            bi + from_x[0] + from_h[0],
+            bf + from_x[1] + from_h[1],
+            bg + from_x[2] + from_h[2],
+            bo + from_x[3] + from_h[3],
+        ];
+        Some(A::lstm_units(host::units_of_eight(pre), c))
+    }
+
+    #[cfg(not(target_os = "none"))]
+    #[inline(always)]
+    fn gru_eight_units(
+        bias: &[[f32; 3]; 8],
+        bias_hn: &[f32; 8],
+        w_x: &[f32],
+        x: &[f32],
+        w_h: &[f32],
+        h: &[f32],
+        h_old: &[f32; 8],
+    ) -> Option<[f32; 8]> {
+        use crate::kernel::host;
+        let from_x = host::dot_f32_eight_units::<3>(w_x, x)?;
+        let from_h = host::dot_f32_eight_units::<3>(w_h, h)?;
+        let biases = core::array::from_fn(|u| [bias[u][0], bias[u][1], bias[u][2], bias_hn[u]]);
+        let [b_r, b_z, b_in, b_hn] = host::gates_of_eight(&biases);
+        let zero = wide::f32x8::ZERO;
+        // The sums of `gru_preacts`: an absent part adds an empty dot product, +0.0.
+        let sums = [
+            b_r + from_x[0] + from_h[0],
+            b_z + from_x[1] + from_h[1],
+            b_in + from_x[2] + zero,
+            b_hn + zero + from_h[2],
+        ];
+        Some(A::gru_units(host::units_of_eight(sums), *h_old))
+    }
+
     #[inline(always)]
     fn lstm_gates(pre: [f32; 4], _: &()) -> [f32; 4] {
         A::lstm_gates(pre)

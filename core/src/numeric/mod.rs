@@ -159,6 +159,47 @@ pub trait Numeric: Copy + Debug + 'static {
         h
     }
 
+    /// On the host: the LSTM update of eight units (as [`lstm_units`](Numeric::lstm_units))
+    /// straight from their weights in the lane layout of the const-generic layers (one 8-lane
+    /// vector per input and gate; biases unit-major), with the sums of
+    /// [`preact`](Numeric::preact). `None` where the type has no such path or the weights are
+    /// not aligned for it; the caller then takes the general one.
+    #[cfg(not(target_os = "none"))]
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn lstm_eight_units(
+        bias: &[[Self::Bias; 4]; 8],
+        w_x: &[Self::Weight],
+        x: &[Self::Act],
+        w_h: &[Self::Weight],
+        h: &[Self::Act],
+        c: &mut [Self::Cell; 8],
+    ) -> Option<[Self::Act; 8]> {
+        let _ = (bias, w_x, x, w_h, h, c);
+        None
+    }
+
+    /// On the host: the GRU update of eight units (as [`gru_units`](Numeric::gru_units))
+    /// straight from their weights in the lane layout (see
+    /// [`lstm_eight_units`](Numeric::lstm_eight_units)); `bias[u]` = `[b_r, b_z, b_in]`, with
+    /// the sums of [`gru_preacts`](Numeric::gru_preacts). `None` where the type has no such
+    /// path or the weights are not aligned for it.
+    #[cfg(not(target_os = "none"))]
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn gru_eight_units(
+        bias: &[[Self::Bias; 3]; 8],
+        bias_hn: &[Self::Bias; 8],
+        w_x: &[Self::Weight],
+        x: &[Self::Act],
+        w_h: &[Self::Weight],
+        h: &[Self::Act],
+        h_old: &[Self::Act; 8],
+    ) -> Option<[Self::Act; 8]> {
+        let _ = (bias, bias_hn, w_x, x, w_h, h, h_old);
+        None
+    }
+
     /// Logistic sigmoid of a pre-activation.
     fn sigmoid(pre: Self::Pre, format: &Self::Format) -> Self::Act;
     /// Hyperbolic tangent of a pre-activation.
