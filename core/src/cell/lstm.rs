@@ -291,10 +291,10 @@ impl<'a, N: Numeric> LstmWeights<'a, N> {
 
 /// An LSTM layer with `I` inputs and `H` hidden units, weights stored inline (can be `static`).
 ///
-/// On the host the layer is 16-byte aligned, which lets rows of a multiple of 4 weights start at
-/// 16-byte boundaries; `kernel::host` checks each row and reads aligned ones with aligned loads.
+/// On the host the layer also keeps its weights a second time, in blocks of eight units with one
+/// lane per unit, and steps from that copy (the same bits; see `cell::EightUnitLanes`): twice
+/// the memory there, none of it on a microcontroller.
 #[derive(Clone, Debug, PartialEq)]
-#[cfg_attr(not(target_os = "none"), repr(align(16)))]
 pub struct Lstm<N: Numeric, const I: usize, const H: usize> {
     w_ih: [[[N::Weight; I]; GATES]; H],
     w_hh: [[[N::Weight; H]; GATES]; H],
