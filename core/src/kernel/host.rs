@@ -133,12 +133,16 @@ pub(crate) fn dot_f32_eight_units<const G: usize>(w: &[f32], v: &[f32]) -> Optio
     let (v_blocks, v_tail) = v[..n].as_chunks::<F32_LANES>();
     let mut partial = [[f32x8::ZERO; G]; F32_LANES];
     for (l, partial) in partial.iter_mut().enumerate() {
+        // A local accumulator: LLVM keeps it in registers across the blocks (accumulating in
+        // `partial` itself stored it back after every block).
+        let mut sum = [f32x8::ZERO; G];
         for (w, v) in w_blocks.iter().zip(v_blocks) {
             let x = f32x8::splat(v[l]);
-            for (p, &w) in partial.iter_mut().zip(&w[l]) {
-                *p += w * x;
+            for (sum, &w) in sum.iter_mut().zip(&w[l]) {
+                *sum += w * x;
             }
         }
+        *partial = sum;
     }
     let mut sums = [f32x8::ZERO; G];
     for (g, sum) in sums.iter_mut().enumerate() {
