@@ -216,7 +216,7 @@ impl FloatActivation for Accurate {
         [0.5 + 0.5 * t[0], 0.5 + 0.5 * t[1], t[2], 0.5 + 0.5 * t[3]]
     }
 
-    /// On the host, 4 or 8 units: lane `u` is unit `u`; every gate and `tanh(c)` is one vector
+    /// On the host, 8 units: lane `u` is unit `u`; every gate and `tanh(c)` is one vector
     /// `tanh`, and the four gates' chains are independent. Same operations, lane by lane, as
     /// the scalar definitions.
     #[cfg(not(target_os = "none"))]
@@ -225,7 +225,7 @@ impl FloatActivation for Accurate {
         crate::kernel::host::lstm_units(pre, c, lstm_units_one_by_one::<Self, U>)
     }
 
-    /// On the host, 4 or 8 units: lane `u` is unit `u`, as in
+    /// On the host, 8 units: lane `u` is unit `u`, as in
     /// [`lstm_units`](Self::lstm_units).
     #[cfg(not(target_os = "none"))]
     #[inline(always)]

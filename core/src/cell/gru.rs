@@ -187,11 +187,7 @@ impl<'a, N: Numeric> GruWeights<'a, N> {
         h_next: &mut [N::Act],
         h_old: &[N::Act],
     ) {
-        if N::UNITS_PER_UPDATE >= 8 {
-            self.step_in_blocks_of::<8>(x, h_prev, h_next, h_old);
-        } else {
-            self.step_in_blocks_of::<4>(x, h_prev, h_next, h_old);
-        }
+        self.step_in_blocks_of::<8>(x, h_prev, h_next, h_old);
     }
 
     /// [`step`](Self::step) with the updates of `UNITS` units at a time in one

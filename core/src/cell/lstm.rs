@@ -179,11 +179,7 @@ impl<'a, N: Numeric> LstmWeights<'a, N> {
         h_next: &mut [N::Act],
         c: &mut [N::Cell],
     ) {
-        if N::UNITS_PER_UPDATE >= 8 {
-            self.step_in_blocks_of::<8>(x, h_prev, h_next, c);
-        } else {
-            self.step_in_blocks_of::<4>(x, h_prev, h_next, c);
-        }
+        self.step_in_blocks_of::<8>(x, h_prev, h_next, c);
     }
 
     /// [`step`](Self::step) with the updates of `UNITS` units at a time in one

@@ -56,7 +56,7 @@ impl TanhLanes for f32x8 {
 }
 
 /// [`FloatActivation::lstm_units`](crate::activation::float::FloatActivation::lstm_units) of
-/// the accurate activations for `U` = 4 or 8 units, lane `u` = unit `u`; any other `U` goes to
+/// the accurate activations for `U` = 8 units, lane `u` = unit `u`; any other `U` goes to
 /// `one_by_one`.
 #[inline(always)]
 pub(crate) fn lstm_units<const U: usize>(
@@ -65,16 +65,7 @@ pub(crate) fn lstm_units<const U: usize>(
     one_by_one: impl FnOnce([[f32; 4]; U], &mut [f32; U]) -> [f32; U],
 ) -> [f32; U] {
     let mut h = [0f32; U];
-    // `U` is a constant: one branch remains.
-    if let (Ok(pre), Ok(c), Ok(h_out)) = (
-        <&[[f32; 4]; 4]>::try_from(&pre[..]),
-        <&mut [f32; 4]>::try_from(&mut c[..]),
-        <&mut [f32; 4]>::try_from(&mut h[..]),
-    ) {
-        let (h_new, c_new) = lstm_lanes(gates_of_four(pre), f32x4::from(*c));
-        (*h_out, *c) = (h_new.to_array(), c_new.to_array());
-        return h;
-    }
+    // `U` is a constant: the branch folds away.
     if let (Ok(pre), Ok(c), Ok(h_out)) = (
         <&[[f32; 4]; 8]>::try_from(&pre[..]),
         <&mut [f32; 8]>::try_from(&mut c[..]),
@@ -88,7 +79,7 @@ pub(crate) fn lstm_units<const U: usize>(
 }
 
 /// [`FloatActivation::gru_units`](crate::activation::float::FloatActivation::gru_units) of
-/// the accurate activations for `U` = 4 or 8 units, lane `u` = unit `u`; any other `U` goes to
+/// the accurate activations for `U` = 8 units, lane `u` = unit `u`; any other `U` goes to
 /// `one_by_one`.
 #[inline(always)]
 pub(crate) fn gru_units<const U: usize>(
@@ -97,14 +88,6 @@ pub(crate) fn gru_units<const U: usize>(
     one_by_one: impl FnOnce([[f32; 4]; U], [f32; U]) -> [f32; U],
 ) -> [f32; U] {
     let mut h = [0f32; U];
-    if let (Ok(pre), Ok(h_prev), Ok(h_out)) = (
-        <&[[f32; 4]; 4]>::try_from(&pre[..]),
-        <&[f32; 4]>::try_from(&h_prev[..]),
-        <&mut [f32; 4]>::try_from(&mut h[..]),
-    ) {
-        *h_out = gru_lanes(gates_of_four(pre), f32x4::from(*h_prev)).to_array();
-        return h;
-    }
     if let (Ok(pre), Ok(h_prev), Ok(h_out)) = (
         <&[[f32; 4]; 8]>::try_from(&pre[..]),
         <&[f32; 8]>::try_from(&h_prev[..]),
@@ -350,8 +333,8 @@ mod tests {
             .all(|(a, b)| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()))
     }
 
-    /// Every clamp boundary, NaN, infinities and a spread of values, in every gate of 4 and of
-    /// 8 units: each lane is the one-unit definition's result.
+    /// Every clamp boundary, NaN, infinities and a spread of values, in every gate of 8 units:
+    /// each lane is the one-unit definition's result.
     fn unit_lanes_match<const U: usize>() {
         use crate::activation::float::{gru_units_one_by_one, lstm_units_one_by_one, Accurate};
         let special = [
@@ -385,7 +368,6 @@ mod tests {
 
     #[test]
     fn unit_lanes_equal_the_one_unit_definitions() {
-        unit_lanes_match::<4>();
         unit_lanes_match::<8>();
     }
 

@@ -115,7 +115,8 @@ pub trait Numeric: Copy + Debug + 'static {
     }
 
     /// Units the cells update together, through [`lstm_units`](Numeric::lstm_units) and
-    /// [`gru_units`](Numeric::gru_units): 1 (one at a time), 4 or 8. `f32` on the host takes 8
+    /// [`gru_units`](Numeric::gru_units): 1 (one at a time) or 8 (any value above 1 counts as 8).
+    /// `f32` on the host takes 8
     /// and evaluates each activation of those units as one vector, so that their dependency
     /// chains (activation, cell update, activation) run side by side. Read on the host only:
     /// firmware builds update one unit at a time.
