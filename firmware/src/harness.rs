@@ -501,9 +501,12 @@ pub fn run_cases(cases: &[&dyn Case], options: Options) -> ! {
                 case.run(count)
             })
             .unwrap_or(0);
-        // 3. Stack high-water of one step.
+        // 3. Stack high-water of one step, with interrupts masked: the free-running SysTick
+        // of the instruction counter would otherwise stack its exception frame (104 B with
+        // the FPU context) on top of the step whenever it wraps during the call.
         case.reset();
-        let stack = stack_used(|| case.step_probe()).map_or(-1, |b| b as i32);
+        let stack = cortex_m::interrupt::free(|_| stack_used(|| case.step_probe()))
+            .map_or(-1, |b| b as i32);
         defmt::info!(
             "result case={=usize} steps={=usize} mismatch={=i32} n={=u32} ticks={=u64} stack={=i32}",
             index,
