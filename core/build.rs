@@ -14,6 +14,7 @@ use std::env;
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(tinyrnn_asm_dsp)");
     println!("cargo::rustc-check-cfg=cfg(tinyrnn_asm_fpu)");
+    println!("cargo::rustc-check-cfg=cfg(tinyrnn_asm_thumb1)");
     println!("cargo::rustc-check-cfg=cfg(tinyrnn_no_long_multiply)");
     println!("cargo::rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
     let target = env::var("TARGET").unwrap_or_default();
@@ -28,6 +29,10 @@ fn main() {
         || (target.starts_with("thumbv8m.main-") && rustflags.contains("+dsp"));
     if dsp {
         println!("cargo::rustc-cfg=tinyrnn_asm_dsp");
+    }
+    // ARMv8-M Baseline has the same instructions, but no machine here runs it: only ARMv6-M.
+    if target.starts_with("thumbv6m-") {
+        println!("cargo::rustc-cfg=tinyrnn_asm_thumb1");
     }
     if target.starts_with("thumbv") && target.ends_with("eabihf") {
         println!("cargo::rustc-cfg=tinyrnn_asm_fpu");

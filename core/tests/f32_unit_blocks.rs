@@ -1,6 +1,7 @@
-//! On the host, `f32` LSTM and GRU layers update their units four at a time (one vector per
-//! gate, lane = unit) and the last `H mod 4` units one at a time. Both must give the bits of the
-//! one-unit definitions, for every hidden size and every unit's place in a block.
+//! On the host, `f32` LSTM and GRU layers update their units eight at a time (one vector per
+//! gate, lane = unit) and the last `H mod 8` units one at a time; RNN layers take their units'
+//! rows two at a time and an odd last unit alone. All must give the bits of the one-unit
+//! definitions, for every hidden size and every unit's place in a block.
 
 use tinyrnn::activation::float::{Accurate, FloatActivation};
 use tinyrnn::kernel::portable::dot_f32;
@@ -209,5 +210,62 @@ fn dense_outputs_in_blocks_equal_the_one_row_definition() {
             .map(|o| preact(bias[o], &weight[o * i..][..i], &x, &[], &[]))
             .collect();
         assert_eq!(bits(&got), bits(&want), "I = {i}, O = {outputs}");
+    }
+}
+
+#[test]
+fn rnn_units_in_pairs_equal_the_one_unit_definition() {
+    use tinyrnn::{Nonlinearity, RnnWeights};
+    for (i, hidden, nonlinearity) in [1, 6, 9].into_iter().flat_map(|i| {
+        (1..=13).flat_map(move |h| {
+            [Nonlinearity::Tanh, Nonlinearity::Relu]
+                .into_iter()
+                .map(move |n| (i, h, n))
+        })
+    }) {
+        let (w_ih, w_hh) = (values(1, hidden * i, 0.9), values(2, hidden * hidden, 0.6));
+        let bias = values(3, hidden, 0.5);
+        let scales = vec![(); hidden];
+        let layer = RnnWeights::<F32>::new(
+            i,
+            hidden,
+            nonlinearity,
+            &w_ih,
+            &w_hh,
+            &bias,
+            &scales,
+            &scales,
+            (),
+        )
+        .unwrap();
+        let (mut h, mut h_ref) = (vec![0f32; hidden], vec![0f32; hidden]);
+        for t in 0..6 {
+            let x = values(10 + t, i, 3.0);
+            let mut h_next = vec![0f32; hidden];
+            layer.step(&x, &h, &mut h_next);
+            h = h_next;
+
+            let h_next: Vec<f32> = (0..hidden)
+                .map(|j| {
+                    let pre = preact(
+                        bias[j],
+                        &w_ih[j * i..][..i],
+                        &x,
+                        &w_hh[j * hidden..][..hidden],
+                        &h_ref,
+                    );
+                    match nonlinearity {
+                        Nonlinearity::Tanh => Accurate::tanh(pre),
+                        Nonlinearity::Relu => pre.max(0.0),
+                    }
+                })
+                .collect();
+            h_ref = h_next;
+            assert_eq!(
+                bits(&h),
+                bits(&h_ref),
+                "I = {i}, H = {hidden}, {nonlinearity:?}, step {t}"
+            );
+        }
     }
 }

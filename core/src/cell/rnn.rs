@@ -7,7 +7,7 @@
 //! The two biases are folded into one (`b_ih + b_hh`). With `relu` the hidden state is
 //! unbounded; fixed-point formats give it its own range (see [`QFormat`](crate::QFormat)).
 
-use super::DoubleBuffer;
+use super::{gate_rows, DoubleBuffer};
 use crate::activation::float::FloatActivation;
 use crate::error::{check_len, ShapeError};
 use crate::model::Recurrent;
@@ -98,6 +98,9 @@ impl<'a, N: Numeric> RnnWeights<'a, N> {
 
     /// One timestep: reads `x` and `h_prev`, writes `h_next` (a distinct buffer).
     pub fn step(&self, x: &[N::Act], h_prev: &[N::Act], h_next: &mut [N::Act]) {
+        if N::FUSES_ROWS {
+            return self.step_in_unit_pairs(x, h_prev, h_next);
+        }
         let (i, h, fmt) = (
             self.input_size.max(1),
             self.hidden_size.max(1),
@@ -115,10 +118,70 @@ impl<'a, N: Numeric> RnnWeights<'a, N> {
             .zip(h_next.iter_mut());
         for (((w_x, w_h), (&b, (&s_x, &s_h))), h_out) in units {
             let pre = N::preact(b, w_x, s_x, x, w_h, s_h, h_prev, fmt);
-            *h_out = match self.nonlinearity {
-                Nonlinearity::Tanh => N::tanh(pre, fmt),
-                Nonlinearity::Relu => N::relu(pre, fmt),
+            *h_out = self.activate(pre);
+        }
+    }
+
+    /// [`step`](Self::step) where the numeric type shares work between rows
+    /// ([`Numeric::FUSES_ROWS`]): the rows of two adjacent units go through
+    /// [`Numeric::preact_rows`] together, as an LSTM's gate rows do, so each activation is
+    /// loaded once for both (a unit has only one row of its own). An odd last unit runs alone.
+    fn step_in_unit_pairs(&self, x: &[N::Act], h_prev: &[N::Act], h_next: &mut [N::Act]) {
+        let (i, h, fmt) = (
+            self.input_size.max(1),
+            self.hidden_size.max(1),
+            &self.format,
+        );
+        let units = h_next.len().min(self.bias.len());
+        // `max(2)`: a product the optimiser can see is non-zero (no panic path in
+        // `chunks_exact`); it cannot wrap for slices that fit in memory.
+        let (pair_x, pair_h) = ((2 * i).max(2), (2 * h).max(2));
+        let pairs = self
+            .w_ih
+            .chunks_exact(pair_x)
+            .zip(self.w_hh.chunks_exact(pair_h))
+            .zip(
+                self.bias.chunks_exact(2).zip(
+                    self.scale_ih
+                        .chunks_exact(2)
+                        .zip(self.scale_hh.chunks_exact(2)),
+                ),
+            )
+            .zip(h_next.chunks_exact_mut(2));
+        for (((w_x, w_h), (bias, (s_x, s_h))), h_out) in pairs {
+            let (Ok(bias), Ok(s_x), Ok(s_h)) = (bias.try_into(), s_x.try_into(), s_h.try_into())
+            else {
+                return;
             };
+            let (rows_x, rows_h) = (gate_rows(w_x, i), gate_rows(w_h, h));
+            let pre = N::preact_rows::<2>(bias, rows_x, s_x, x, rows_h, s_h, h_prev, fmt);
+            for (h_out, pre) in h_out.iter_mut().zip(pre) {
+                *h_out = self.activate(pre);
+            }
+        }
+        if units % 2 == 1 {
+            let last = units - 1;
+            let unit = (
+                self.w_ih.get(last * i..(last + 1) * i),
+                self.w_hh.get(last * h..(last + 1) * h),
+                self.bias.get(last),
+                self.scale_ih.get(last),
+                self.scale_hh.get(last),
+            );
+            if let ((Some(w_x), Some(w_h), Some(&b), Some(&s_x), Some(&s_h)), Some(h_out)) =
+                (unit, h_next.get_mut(last))
+            {
+                *h_out = self.activate(N::preact(b, w_x, s_x, x, w_h, s_h, h_prev, fmt));
+            }
+        }
+    }
+
+    /// The layer's nonlinearity.
+    #[inline(always)]
+    fn activate(&self, pre: N::Pre) -> N::Act {
+        match self.nonlinearity {
+            Nonlinearity::Tanh => N::tanh(pre, &self.format),
+            Nonlinearity::Relu => N::relu(pre, &self.format),
         }
     }
 }

@@ -21,6 +21,8 @@ pub mod arm;
 #[cfg(not(target_os = "none"))]
 pub mod host;
 pub mod portable;
+#[cfg(tinyrnn_asm_thumb1)]
+pub mod thumb1;
 
 /// `Σ w[k] · x[k]` in `f32`, in the fixed order of [`portable::dot_f32`].
 #[inline(always)]
@@ -31,12 +33,44 @@ pub fn dot_f32(w: &[f32], x: &[f32]) -> f32 {
     return portable::dot_f32(w, x);
 }
 
+/// A compiler barrier (no instruction) before each integer dot product on Arm cores without
+/// the DSP kernels (Cortex-M3, or any Armv7-M build without the `asm` feature).
+///
+/// Without it, LLVM hoists the loads of the hidden vector out of the unit loop, once the
+/// constant-size rows are unrolled, and keeps all `H` activations, widened to 32 bits, in stack
+/// slots: 408 B of stack for an LSTM w8a16 step at H = 64 on M3. Those cores load a 16-bit
+/// activation with an immediate offset in one instruction anyway, so reading the vector where
+/// it lies costs nothing per term (measured: stack 128–188 B for every bench shape on M3, at
+/// −2 % to +4 % instructions). Cortex-M0 is different: its halfword loads take a register
+/// offset, so the hoisted vector is what makes its unrolled rows five instructions per term.
+#[cfg(all(
+    target_os = "none",
+    not(tinyrnn_asm_dsp),
+    not(tinyrnn_no_long_multiply)
+))]
+#[inline(always)]
+fn keep_activations_in_memory() {
+    core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+}
+
 /// `Σ w[k] · x[k]` of 16-bit weights and activations, exact in `i64`.
 #[inline(always)]
 pub fn dot_i16(w: &[i16], x: &[i16]) -> i64 {
+    #[cfg(all(
+        target_os = "none",
+        not(tinyrnn_asm_dsp),
+        not(tinyrnn_no_long_multiply)
+    ))]
+    keep_activations_in_memory();
     #[cfg(tinyrnn_asm_dsp)]
     return arm::dot_i16(w, x);
-    #[cfg(all(not(tinyrnn_asm_dsp), tinyrnn_no_long_multiply))]
+    #[cfg(tinyrnn_asm_thumb1)]
+    return thumb1::dot_i16(w, x);
+    #[cfg(all(
+        not(tinyrnn_asm_dsp),
+        not(tinyrnn_asm_thumb1),
+        tinyrnn_no_long_multiply
+    ))]
     return portable::dot_i16_in_blocks_of_32(w, x);
     #[cfg(all(not(tinyrnn_asm_dsp), not(tinyrnn_no_long_multiply)))]
     return portable::dot_i16(w, x);
@@ -45,6 +79,12 @@ pub fn dot_i16(w: &[i16], x: &[i16]) -> i64 {
 /// `Σ w[k] · x[k]` of 8-bit weights and 16-bit activations, exact.
 #[inline(always)]
 pub fn dot_i8(w: &[i8], x: &[i16]) -> i64 {
+    #[cfg(all(
+        target_os = "none",
+        not(tinyrnn_asm_dsp),
+        not(tinyrnn_no_long_multiply)
+    ))]
+    keep_activations_in_memory();
     #[cfg(tinyrnn_asm_dsp)]
     return arm::dot_i8(w, x);
     #[cfg(all(not(tinyrnn_asm_dsp), tinyrnn_no_long_multiply))]
@@ -75,6 +115,10 @@ pub fn dot_i8_rows<const G: usize>(w: [&[i8]; G], x: &[i16]) -> [i64; G] {
         if g < G {
             out[g] = arm::dot_i8(w[g], x);
         }
+    }
+    #[cfg(tinyrnn_asm_thumb1)]
+    if G >= 2 {
+        return thumb1::dot_i8_rows(w, x);
     }
     #[cfg(not(tinyrnn_asm_dsp))]
     for (out, w) in out.iter_mut().zip(w) {

@@ -131,6 +131,64 @@ fn i8_rows_match<const G: usize>(w: &[i8], x: &[i16], len: usize) -> u32 {
     G as u32
 }
 
+/// Terms per row in [`long_rows_match`]: more than one block of 510 (the Thumb-1 multi-row
+/// kernel's exact `i32` sum), odd, so that a block boundary, a second block and a last single
+/// term are all crossed.
+const LONG_ROW: usize = 601;
+
+/// Rows of [`LONG_ROW`] extreme and random terms through `kernel::dot_i8_rows` (2, 3 and 4
+/// rows) and `kernel::dot_i16`, against the portable kernels. Returns the number of comparisons.
+fn long_rows_match() -> u32 {
+    use tinyrnn::kernel::{self, portable};
+    let mut rng = Lcg(7);
+    let mut w8 = [0i8; 4 * LONG_ROW];
+    let mut x16 = [0i16; LONG_ROW];
+    let mut checks = 0;
+    for round in 0..2 {
+        for w in w8.iter_mut() {
+            *w = if round == 0 {
+                i8::MIN
+            } else {
+                (rng.next() >> 24) as i8
+            };
+        }
+        for x in x16.iter_mut() {
+            *x = if round == 0 {
+                i16::MIN
+            } else {
+                (rng.next() >> 16) as i16
+            };
+        }
+        checks += long_i8_rows_match::<2>(&w8, &x16);
+        checks += long_i8_rows_match::<3>(&w8, &x16);
+        checks += long_i8_rows_match::<4>(&w8, &x16);
+        // The same bits as 16-bit weights (one row).
+        let mut w16 = [0i16; LONG_ROW];
+        for (w16, &w8) in w16.iter_mut().zip(&w8) {
+            *w16 = (w8 as i16) << 8 | (w8 as u8 as i16);
+        }
+        if kernel::dot_i16(black_box(&w16), black_box(&x16)) != portable::dot_i16(&w16, &x16) {
+            fail("dot_i16 differs from the portable kernel on a long row");
+        }
+        checks += 1;
+    }
+    checks
+}
+
+/// `G` rows of [`LONG_ROW`] weights from `w` against `x`, as [`i8_rows_match`] does.
+fn long_i8_rows_match<const G: usize>(w: &[i8], x: &[i16]) -> u32 {
+    use tinyrnn::kernel::{self, portable};
+    let rows: [&[i8]; G] = core::array::from_fn(|g| &w[g * LONG_ROW..(g + 1) * LONG_ROW]);
+    let got = kernel::dot_i8_rows(black_box(rows), black_box(x));
+    for (&got, row) in got.iter().zip(rows) {
+        if got != portable::dot_i8(row, x) {
+            defmt::error!("dot_i8_rows::<{=usize}> on rows of {=usize}", G, LONG_ROW);
+            fail("dot_i8_rows differs from the portable kernel on long rows");
+        }
+    }
+    G as u32
+}
+
 /// On FPU cores, `f32` pre-activations of adjacent rows run fused (`kernel::arm::accumulate_rows`):
 /// each row must equal its own in-order sum `((bias + w₀x₀) + w₁x₁) + …`, bit for bit.
 /// Returns the number of comparisons (none on other cores).
@@ -191,6 +249,12 @@ fn main() -> ! {
     let checks = kernels_match_portable();
     defmt::info!(
         "kernels match the portable ones: {=u32} comparisons",
+        checks
+    );
+
+    let checks = long_rows_match();
+    defmt::info!(
+        "rows longer than one exact i32 block match: {=u32} comparisons",
         checks
     );
 

@@ -1,0 +1,273 @@
+//! Hand-scheduled Cortex-M0/M0+ (ARMv6-M, Thumb-1) integer kernels (feature `asm`).
+//!
+//! Thumb-1 loads a signed byte or halfword only with a register offset (`LDRSB`/`LDRSH
+//! Rt, [Rn, Rm]`), has eight low registers for almost everything and no long multiply. Left to
+//! itself, LLVM unrolls a constant-size row completely and keeps the hidden vector, widened to
+//! 32 bits, and the unrolled offsets in stack slots across the unit loop: five instructions per
+//! w8a16 term and seven per q15 term, at 290–640 B of stack for a step. These loops walk every
+//! operand with **one offset register counting up to zero** (so the loop test is the flags of
+//! its increment) and keep nothing on the stack but two saved registers:
+//!
+//! | kernel | per term | note |
+//! |---|---|---|
+//! | [`dot_i16`] (q15, one row) | 6.75 | two products summed in 32 bits, one 64-bit add per pair |
+//! | [`dot_i8_rows`] (w8a16, 2–4 rows) | 4.75 (2), 4.17 (3), 3.88 (4) per row-term | one activation load for all rows; sums in high registers |
+//!
+//! Both are exact, so they return the bits of [`portable`](super::portable) (the firmware
+//! self-test compares them on every length 0–70 at every alignment, extremes included):
+//! - q15: each product `w·x` of two `i16` lies in `(−2³⁰, 2³⁰]`, so two of them sum within
+//!   `(−2³¹, 2³¹]`; only `2³¹` itself (both products `(−2¹⁵)²`) overflows an `i32`, which the
+//!   `V` flag reports and a two-instruction detour corrects before the 64-bit add;
+//! - w8a16: a row's sum stays in `i32` for up to 511 terms (as in `portable::dot_i8`); longer
+//!   rows go through in blocks of 511.
+//!
+//! Registers: Rust's `asm!` cannot name `r6`/`r7` (LLVM's base and frame pointers on Thumb) or
+//! hand out `r8`–`r12` on Thumb-1, so the loops save `r6`/`r7` themselves around their use and
+//! declare the high registers that hold the multi-row sums as clobbers (`ADD`/`MOV` are the
+//! Thumb-1 instructions that reach them, which is all a sum needs).
+#![allow(unsafe_code)]
+
+use super::portable;
+
+/// Two q15 terms at offsets `{k}` and `{k}`+2 from the operands' ends, into `{lo}:{hi}`;
+/// `{k}` advances by 4 (its flags: zero at the end of the row). `$wrapped` is the label of the
+/// detour for a pair sum of exactly 2³¹, `$back` the label it returns to. `r7` holds the
+/// activations (there are eight values and seven allocatable low registers).
+macro_rules! q15_pair {
+    ($wrapped:literal, $back:literal) => {
+        concat!(
+            "ldrsh r7, [{x}, {k}]\n",
+            "ldrsh {p}, [{w}, {k}]\n",
+            "muls {p}, r7, {p}\n",
+            "adds {k}, #2\n",
+            "ldrsh r7, [{x}, {k}]\n",
+            "ldrsh {q}, [{w}, {k}]\n",
+            "muls {q}, r7, {q}\n",
+            "adds {p}, {p}, {q}\n",
+            "bvs ",
+            $wrapped,
+            "f\n",
+            "asrs r7, {p}, #31\n",
+            $back,
+            ":\n",
+            "adds {lo}, {lo}, {p}\n",
+            "adcs {hi}, {hi}, r7\n",
+            "adds {k}, #2\n",
+        )
+    };
+}
+
+/// Rows shorter than this (a layer's few inputs) are left to LLVM, which unrolls them: the
+/// loop's setup would cost more than it saves.
+const SHORT_ROW: usize = 16;
+
+/// `Σ w[k] · x[k]`, exact in `i64`: 6.75 instructions per term (`portable::dot_i16` as LLVM
+/// unrolls it: 7, plus stack slots).
+#[inline(always)]
+pub fn dot_i16(w: &[i16], x: &[i16]) -> i64 {
+    let n = w.len().min(x.len());
+    if n < SHORT_ROW {
+        return portable::dot_i16(w, x);
+    }
+    let body = n & !3;
+    let (mut lo, mut hi) = (0u32, 0u32);
+    if body > 0 {
+        // Offsets run from −2·body bytes up to 0, relative to the end of each operand's body.
+        let (w_end, x_end) = (w.as_ptr().wrapping_add(body), x.as_ptr().wrapping_add(body));
+        let k = (body * 2).wrapping_neg();
+        // SAFETY: reads elements `0..body` of `w` and `x` (body ≤ n ≤ both lengths) with
+        // halfword loads at halfword-aligned addresses; saves and restores r6/r7 on the stack;
+        // writes no other memory.
+        unsafe {
+            core::arch::asm!(
+                "push {{r7}}",
+                "2:",
+                q15_pair!("3", "4"),
+                q15_pair!("5", "6"),
+                "bne 2b",
+                "b 7f",
+                // Both products were 2³⁰: the true sum 2³¹ has a zero sign word.
+                "3:",
+                "movs r7, #0",
+                "b 4b",
+                "5:",
+                "movs r7, #0",
+                "b 6b",
+                "7:",
+                "pop {{r7}}",
+                w = in(reg) w_end,
+                x = in(reg) x_end,
+                k = inout(reg) k => _,
+                p = out(reg) _,
+                q = out(reg) _,
+                lo = inout(reg) lo,
+                hi = inout(reg) hi,
+                options(readonly),
+            );
+        }
+    }
+    let head = (((hi as u64) << 32) | lo as u64) as i64;
+    head + portable::dot_i16(
+        w.get(body..n).unwrap_or_default(),
+        x.get(body..n).unwrap_or_default(),
+    )
+}
+
+/// One w8a16 term of every row: the activation at `{hq}` + `{k}` (see [`i8_block`]) into
+/// `$h`, each row's weight at `row end + {k}` into `{t}`, their product added to the row's
+/// high-register sum.
+macro_rules! w8a16_term {
+    ($h:literal; $($row:literal => $sum:literal),+) => {
+        concat!(
+            "ldrsh ", $h, ", [{hq}, {k}]\n",
+            $(
+                "ldrsb {t}, [{", $row, "}, {k}]\n",
+                "muls {t}, ", $h, ", {t}\n",
+                "add ", $sum, ", {t}\n",
+            )+
+            "adds {hq}, #1\n",
+            "adds {k}, #1\n",
+        )
+    };
+}
+
+/// The `G` rows' sums `Σ w[g][k] · x[k]` over `k < n`, for `n` even, 2 ≤ `n` ≤ 511 and rows of
+/// at least `n` weights (so each `i32` sum is exact).
+///
+/// Offsets: `{k}` runs from `−n` up to 0 bytes relative to each row's end. Activation `i` lies
+/// at `x + 2i`, which is `{hq} + {k}` when `{hq}` starts at `x + n` bytes and advances with
+/// `{k}`: one register offset serves bytes and halfwords.
+#[inline(always)]
+fn i8_block<const G: usize>(w: [&[i8]; G], x: &[i16], n: usize) -> [i32; G] {
+    let k = n.wrapping_neg();
+    let hq = x.as_ptr().cast::<u8>().wrapping_add(n);
+    // Row ends as addresses (the sums come back in the same registers).
+    let end = |g: usize| {
+        w.get(g)
+            .map_or(0, |row| row.as_ptr().wrapping_add(n) as usize)
+    };
+    // SAFETY (every block below): reads weights `0..n` of each row and activations `0..n` of `x`
+    // (callers guarantee the lengths), with byte and halfword loads; the four-row loop saves
+    // and restores r7 on the stack; r8–r11 are declared clobbered; writes no other memory.
+    let sums = match G {
+        4 => unsafe {
+            let (mut a, mut b, mut c, mut d) = (end(0), end(1), end(2), end(3));
+            core::arch::asm!(
+                "push {{r7}}",
+                "movs {t}, #0",
+                "mov r8, {t}",
+                "mov r9, {t}",
+                "mov r10, {t}",
+                "mov r11, {t}",
+                "2:",
+                w8a16_term!("r7"; "a" => "r8", "b" => "r9", "c" => "r10", "d" => "r11"),
+                w8a16_term!("r7"; "a" => "r8", "b" => "r9", "c" => "r10", "d" => "r11"),
+                "bne 2b",
+                "mov {a}, r8",
+                "mov {b}, r9",
+                "mov {c}, r10",
+                "mov {d}, r11",
+                "pop {{r7}}",
+                hq = inout(reg) hq => _,
+                k = inout(reg) k => _,
+                t = out(reg) _,
+                a = inout(reg) a,
+                b = inout(reg) b,
+                c = inout(reg) c,
+                d = inout(reg) d,
+                out("r8") _,
+                out("r9") _,
+                out("r10") _,
+                out("r11") _,
+                options(readonly),
+            );
+            [a, b, c, d]
+        },
+        3 => unsafe {
+            let (mut a, mut b, mut c) = (end(0), end(1), end(2));
+            core::arch::asm!(
+                "movs {t}, #0",
+                "mov r8, {t}",
+                "mov r9, {t}",
+                "mov r10, {t}",
+                "2:",
+                w8a16_term!("{h}"; "a" => "r8", "b" => "r9", "c" => "r10"),
+                w8a16_term!("{h}"; "a" => "r8", "b" => "r9", "c" => "r10"),
+                "bne 2b",
+                "mov {a}, r8",
+                "mov {b}, r9",
+                "mov {c}, r10",
+                hq = inout(reg) hq => _,
+                k = inout(reg) k => _,
+                h = out(reg) _,
+                t = out(reg) _,
+                a = inout(reg) a,
+                b = inout(reg) b,
+                c = inout(reg) c,
+                out("r8") _,
+                out("r9") _,
+                out("r10") _,
+                options(readonly, nostack),
+            );
+            [a, b, c, 0]
+        },
+        _ => unsafe {
+            let (mut a, mut b) = (end(0), end(1));
+            core::arch::asm!(
+                "movs {t}, #0",
+                "mov r8, {t}",
+                "mov r9, {t}",
+                "2:",
+                w8a16_term!("{h}"; "a" => "r8", "b" => "r9"),
+                w8a16_term!("{h}"; "a" => "r8", "b" => "r9"),
+                "bne 2b",
+                "mov {a}, r8",
+                "mov {b}, r9",
+                hq = inout(reg) hq => _,
+                k = inout(reg) k => _,
+                h = out(reg) _,
+                t = out(reg) _,
+                a = inout(reg) a,
+                b = inout(reg) b,
+                out("r8") _,
+                out("r9") _,
+                options(readonly, nostack),
+            );
+            [a, b, 0, 0]
+        },
+    };
+    // The sums come back in the registers that brought the row ends.
+    core::array::from_fn(|g| sums.get(g).map_or(0, |&v| v as u32 as i32))
+}
+
+/// Even-length blocks of [`i8_block`]: at most 510 terms, so every `i32` sum is exact.
+const I8_ROWS_BLOCK: usize = 510;
+
+/// [`portable::dot_i8`] of `G` rows (2 ≤ `G` ≤ 4) with the same `x`, in one pass: each
+/// activation is loaded once for all rows. Exact; a row longer than the others (or an odd last
+/// term) is finished by the portable kernel, so every row gets exactly its own definition.
+#[inline(always)]
+pub fn dot_i8_rows<const G: usize>(w: [&[i8]; G], x: &[i16]) -> [i64; G] {
+    let n = w.iter().fold(x.len(), |n, row| n.min(row.len()));
+    let mut sums = [0i64; G];
+    let mut done = 0;
+    while n - done >= 2 {
+        let len = (n - done).min(I8_ROWS_BLOCK) & !1;
+        let rows: [&[i8]; G] = core::array::from_fn(|g| {
+            w.get(g)
+                .map_or(&[][..], |row| row.get(done..).unwrap_or_default())
+        });
+        let block = i8_block(rows, x.get(done..).unwrap_or_default(), len);
+        for (sum, block) in sums.iter_mut().zip(block) {
+            *sum += block as i64;
+        }
+        done += len;
+    }
+    for (sum, row) in sums.iter_mut().zip(w) {
+        *sum += portable::dot_i8(
+            row.get(done..).unwrap_or_default(),
+            x.get(done..).unwrap_or_default(),
+        );
+    }
+    sums
+}
