@@ -6,25 +6,25 @@
 //! 32 bits, and the unrolled offsets in stack slots across the unit loop: five instructions per
 //! w8a16 term and seven per q15 term, at 290–640 B of stack for a step. These loops walk every
 //! operand with **one offset register counting up to zero** (so the loop test is the flags of
-//! its increment) and keep nothing on the stack but two saved registers:
+//! its increment) and put nothing on the stack but, in two of them, one saved register:
 //!
-//! | kernel | per term | note |
+//! | kernel | instructions per term | how |
 //! |---|---|---|
 //! | [`dot_i16`] (q15, one row) | 6.75 | two products summed in 32 bits, one 64-bit add per pair |
-//! | [`dot_i8_rows`] (w8a16, 2–4 rows) | 4.75 (2), 4.17 (3), 3.88 (4) per row-term | one activation load for all rows; sums in high registers |
+//! | [`dot_i8_rows`] (w8a16, 2–4 rows) | 4.75 (2 rows), 4.17 (3), 3.88 (4), per row | one activation load for all rows; the sums in high registers |
 //!
-//! Both are exact, so they return the bits of [`portable`](super::portable) (the firmware
-//! self-test compares them on every length 0–70 at every alignment, extremes included):
+//! Both are exact, so they return the bits of [`portable`] (the firmware self-test compares them
+//! on every length 0–70 at every alignment and on rows of 601 terms, extremes included):
 //! - q15: each product `w·x` of two `i16` lies in `(−2³⁰, 2³⁰]`, so two of them sum within
 //!   `(−2³¹, 2³¹]`; only `2³¹` itself (both products `(−2¹⁵)²`) overflows an `i32`, which the
 //!   `V` flag reports and a two-instruction detour corrects before the 64-bit add;
 //! - w8a16: a row's sum stays in `i32` for up to 511 terms (as in `portable::dot_i8`); longer
-//!   rows go through in blocks of 511.
+//!   rows go through in blocks of 510.
 //!
-//! Registers: Rust's `asm!` cannot name `r6`/`r7` (LLVM's base and frame pointers on Thumb) or
-//! hand out `r8`–`r12` on Thumb-1, so the loops save `r6`/`r7` themselves around their use and
-//! declare the high registers that hold the multi-row sums as clobbers (`ADD`/`MOV` are the
-//! Thumb-1 instructions that reach them, which is all a sum needs).
+//! Registers: `r7` (the frame pointer on Thumb) is not allocatable to `asm!` operands and
+//! `r8`–`r12` cannot be operands on Thumb-1 at all. The loops that need eight low registers
+//! save and restore `r7` themselves; the multi-row sums live in high registers declared as
+//! clobbers (`ADD`/`MOV` reach them, which is all a sum needs).
 #![allow(unsafe_code)]
 
 use super::portable;
@@ -76,7 +76,7 @@ pub fn dot_i16(w: &[i16], x: &[i16]) -> i64 {
         let (w_end, x_end) = (w.as_ptr().wrapping_add(body), x.as_ptr().wrapping_add(body));
         let k = (body * 2).wrapping_neg();
         // SAFETY: reads elements `0..body` of `w` and `x` (body ≤ n ≤ both lengths) with
-        // halfword loads at halfword-aligned addresses; saves and restores r6/r7 on the stack;
+        // halfword loads at halfword-aligned addresses; saves and restores r7 on the stack;
         // writes no other memory.
         unsafe {
             core::arch::asm!(

@@ -190,6 +190,25 @@ fn preact_from_dots<const WIDE_INLINE: bool>(
     }
 }
 
+/// The pre-activation of a row with one dot product (the GRU's `n_x` and `n_h` rows, whose other
+/// part is empty): [`preact_from_dots`] with the other dot product 0, which rescales to 0 at
+/// every shift, so only `sat_i32(round_shift(dot, shift) + bias)` is left to compute.
+#[inline(always)]
+fn preact_from_one_dot(bias: i32, dot: i64, scale: i8, act_frac: i8, f: &QFormat) -> i32 {
+    let shift = scale as i32 + act_frac as i32 - f.pre_frac as i32;
+    match round_shift_narrow(dot, shift).and_then(|v| v.checked_add(bias)) {
+        Some(pre) => pre,
+        None => one_dot_wide(bias, dot, shift),
+    }
+}
+
+/// The 64-bit definition of [`preact_from_one_dot`], for the rare rows its 32-bit path declines.
+#[cold]
+#[inline(never)]
+fn one_dot_wide(bias: i32, dot: i64, shift: i32) -> i32 {
+    sat_i32(round_shift(dot, shift).saturating_add(bias as i64))
+}
+
 /// [`preact_wide`] as a cold call: after fused dot products the rescaling of a unit's rows is a
 /// loop, which LLVM unrolls only while its body stays small. (One row at a time, the inline
 /// version measures better.)
@@ -390,8 +409,8 @@ impl<W: FixedWeight> Numeric for Fixed<W> {
         [
             preact_from_dots::<false>(b_r, dots_x[0], scale_x[0], dots_h[0], scale_h[0], f),
             preact_from_dots::<false>(b_z, dots_x[1], scale_x[1], dots_h[1], scale_h[1], f),
-            preact_from_dots::<false>(b_in, dots_x[2], scale_x[2], 0, scale_h[2], f),
-            preact_from_dots::<false>(b_hn, 0, scale_x[2], dots_h[2], scale_h[2], f),
+            preact_from_one_dot(b_in, dots_x[2], scale_x[2], f.x_frac, f),
+            preact_from_one_dot(b_hn, dots_h[2], scale_h[2], f.h_frac, f),
         ]
     }
 
@@ -507,6 +526,26 @@ mod tests {
                     preact_reference(dot_x, shift_x, dot_h, shift_h, bias)
                 );
             }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn one_dot_preact_matches_the_64_bit_definition(
+            dot in proptest::prop_oneof![
+                -(1i64 << 31)..(1i64 << 31), -(1i64 << 12)..(1i64 << 12), proptest::num::i64::ANY
+            ],
+            scale in proptest::num::i8::ANY,
+            act_frac in 0i8..16,
+            pre_frac in 0i8..32,
+            bias in proptest::num::i32::ANY,
+        ) {
+            let f = QFormat { x_frac: act_frac, h_frac: act_frac, pre_frac, c_frac: 11 };
+            let shift = scale as i32 + act_frac as i32 - pre_frac as i32;
+            proptest::prop_assert_eq!(
+                preact_from_one_dot(bias, dot, scale, act_frac, &f),
+                preact_reference(dot, shift, 0, 0, bias)
+            );
         }
     }
 
