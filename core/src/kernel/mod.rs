@@ -4,11 +4,13 @@
 //! functions zip their operands: extra elements of the longer slice are ignored, which keeps the
 //! loops free of bounds checks and panics.
 //!
-//! [`portable`] defines every kernel in plain Rust. On Cortex-M0 (and ARMv8-M Baseline) the integer
-//! dot products run as fixed-size blocks of 32 terms (`portable::*_in_blocks_of_32`), the same
-//! exact sums in a shape LLVM unrolls completely at every hidden size. With the `asm` feature, Arm
-//! builds that have the DSP extension or an FPU replace some of them with hand-scheduled loops
-//! (`arm.rs`) that return **identical bits**: the integer dot products are exact either way, and
+//! [`portable`] defines every kernel in plain Rust. On Cortex-M0 (and ARMv8-M Baseline) without
+//! the `asm` feature the integer dot products run as fixed-size blocks of 32 terms
+//! (`portable::*_in_blocks_of_32`), the same exact sums in a shape LLVM unrolls completely at
+//! every hidden size. With the `asm` feature, Cortex-M0 builds run the integer dot products in
+//! Thumb-1 loops (`thumb1.rs`), and Arm builds that have the DSP extension or an FPU replace
+//! some kernels with hand-scheduled loops (`arm.rs`); all return **identical bits**: the
+//! integer dot products are exact either way, and
 //! the `f32` one performs the same roundings in the same order (see [`dot_f32`]). On FPU cores the
 //! `f32` gate rows of a unit also run fused, each row summed in order — the one place where a
 //! target's `f32` rounding differs from the host's (see `Numeric::preact_rows`). The firmware's
