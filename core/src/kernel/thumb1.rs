@@ -6,7 +6,7 @@
 //! 32 bits, and the unrolled offsets in stack slots across the unit loop: five instructions per
 //! w8a16 term and seven per q15 term, at 290–640 B of stack for a step. These loops walk every
 //! operand with **one offset register counting up to zero** (so the loop test is the flags of
-//! its increment) and put nothing on the stack but, in two of them, one saved register:
+//! its increment) and put nothing on the stack but one saved register:
 //!
 //! | kernel | instructions per term | how |
 //! |---|---|---|
@@ -22,9 +22,10 @@
 //!   rows go through in blocks of 510.
 //!
 //! Registers: `r7` (the frame pointer on Thumb) is not allocatable to `asm!` operands and
-//! `r8`–`r12` cannot be operands on Thumb-1 at all. The loops that need eight low registers
-//! save and restore `r7` themselves; the multi-row sums live in high registers declared as
-//! clobbers (`ADD`/`MOV` reach them, which is all a sum needs).
+//! `r8`–`r12` cannot be operands on Thumb-1 at all. The loops save and restore `r7` themselves
+//! and keep the activation in it (one register more for LLVM around the loop); the multi-row
+//! sums live in high registers declared as clobbers (`ADD`/`MOV` reach them, which is all a sum
+//! needs).
 #![allow(unsafe_code)]
 
 use super::portable;
@@ -113,20 +114,45 @@ pub fn dot_i16(w: &[i16], x: &[i16]) -> i64 {
     )
 }
 
-/// One w8a16 term of every row: the activation at `{hq}` + `{k}` (see [`i8_block`]) into
-/// `$h`, each row's weight at `row end + {k}` into `{t}`, their product added to the row's
+/// One w8a16 term of every row: the activation at `{hq}` + `{k}` (see [`i8_block`]) into `r7`,
+/// each row's weight at `row end + {k}` into `{t}`, their product added to the row's
 /// high-register sum.
 macro_rules! w8a16_term {
-    ($h:literal; $($row:literal => $sum:literal),+) => {
+    ($($row:expr => $sum:tt),+) => {
         concat!(
-            "ldrsh ", $h, ", [{hq}, {k}]\n",
+            "ldrsh r7, [{hq}, {k}]\n",
             $(
                 "ldrsb {t}, [{", $row, "}, {k}]\n",
-                "muls {t}, ", $h, ", {t}\n",
+                "muls {t}, r7, {t}\n",
                 "add ", $sum, ", {t}\n",
             )+
             "adds {hq}, #1\n",
             "adds {k}, #1\n",
+        )
+    };
+}
+
+/// One pass of [`i8_block`] over the rows `$row` (each variable holds its row's end address
+/// and receives its sum), the sums kept in the high registers `$sum`, two terms per iteration.
+/// Saves and restores `r7`, which holds the activation.
+macro_rules! w8a16_rows_pass {
+    ($hq:ident, $k:ident; $($row:ident => $sum:tt),+) => {
+        core::arch::asm!(
+            "push {{r7}}",
+            "movs {t}, #0",
+            $(concat!("mov ", $sum, ", {t}"),)+
+            "2:",
+            w8a16_term!($(stringify!($row) => $sum),+),
+            w8a16_term!($(stringify!($row) => $sum),+),
+            "bne 2b",
+            $(concat!("mov {", stringify!($row), "}, ", $sum),)+
+            "pop {{r7}}",
+            hq = inout(reg) $hq => _,
+            k = inout(reg) $k => _,
+            t = out(reg) _,
+            $($row = inout(reg) $row,)+
+            $(out($sum) _,)+
+            options(readonly),
         )
     };
 }
@@ -146,93 +172,23 @@ fn i8_block<const G: usize>(w: [&[i8]; G], x: &[i16], n: usize) -> [i32; G] {
         w.get(g)
             .map_or(0, |row| row.as_ptr().wrapping_add(n) as usize)
     };
-    // SAFETY (every block below): reads weights `0..n` of each row and activations `0..n` of `x`
-    // (callers guarantee the lengths), with byte and halfword loads; the four-row loop saves
-    // and restores r7 on the stack; r8–r11 are declared clobbered; writes no other memory.
+    // SAFETY (every pass below): reads weights `0..n` of each row and activations `0..n` of `x`
+    // (callers guarantee the lengths), with byte and halfword loads; saves and restores r7 on
+    // the stack; the high registers it uses are declared clobbered; writes no other memory.
     let sums = match G {
         4 => unsafe {
             let (mut a, mut b, mut c, mut d) = (end(0), end(1), end(2), end(3));
-            core::arch::asm!(
-                "push {{r7}}",
-                "movs {t}, #0",
-                "mov r8, {t}",
-                "mov r9, {t}",
-                "mov r10, {t}",
-                "mov r11, {t}",
-                "2:",
-                w8a16_term!("r7"; "a" => "r8", "b" => "r9", "c" => "r10", "d" => "r11"),
-                w8a16_term!("r7"; "a" => "r8", "b" => "r9", "c" => "r10", "d" => "r11"),
-                "bne 2b",
-                "mov {a}, r8",
-                "mov {b}, r9",
-                "mov {c}, r10",
-                "mov {d}, r11",
-                "pop {{r7}}",
-                hq = inout(reg) hq => _,
-                k = inout(reg) k => _,
-                t = out(reg) _,
-                a = inout(reg) a,
-                b = inout(reg) b,
-                c = inout(reg) c,
-                d = inout(reg) d,
-                out("r8") _,
-                out("r9") _,
-                out("r10") _,
-                out("r11") _,
-                options(readonly),
-            );
+            w8a16_rows_pass!(hq, k; a => "r8", b => "r9", c => "r10", d => "r11");
             [a, b, c, d]
         },
         3 => unsafe {
             let (mut a, mut b, mut c) = (end(0), end(1), end(2));
-            core::arch::asm!(
-                "movs {t}, #0",
-                "mov r8, {t}",
-                "mov r9, {t}",
-                "mov r10, {t}",
-                "2:",
-                w8a16_term!("{h}"; "a" => "r8", "b" => "r9", "c" => "r10"),
-                w8a16_term!("{h}"; "a" => "r8", "b" => "r9", "c" => "r10"),
-                "bne 2b",
-                "mov {a}, r8",
-                "mov {b}, r9",
-                "mov {c}, r10",
-                hq = inout(reg) hq => _,
-                k = inout(reg) k => _,
-                h = out(reg) _,
-                t = out(reg) _,
-                a = inout(reg) a,
-                b = inout(reg) b,
-                c = inout(reg) c,
-                out("r8") _,
-                out("r9") _,
-                out("r10") _,
-                options(readonly, nostack),
-            );
+            w8a16_rows_pass!(hq, k; a => "r8", b => "r9", c => "r10");
             [a, b, c, 0]
         },
         _ => unsafe {
             let (mut a, mut b) = (end(0), end(1));
-            core::arch::asm!(
-                "movs {t}, #0",
-                "mov r8, {t}",
-                "mov r9, {t}",
-                "2:",
-                w8a16_term!("{h}"; "a" => "r8", "b" => "r9"),
-                w8a16_term!("{h}"; "a" => "r8", "b" => "r9"),
-                "bne 2b",
-                "mov {a}, r8",
-                "mov {b}, r9",
-                hq = inout(reg) hq => _,
-                k = inout(reg) k => _,
-                h = out(reg) _,
-                t = out(reg) _,
-                a = inout(reg) a,
-                b = inout(reg) b,
-                out("r8") _,
-                out("r9") _,
-                options(readonly, nostack),
-            );
+            w8a16_rows_pass!(hq, k; a => "r8", b => "r9");
             [a, b, 0, 0]
         },
     };
