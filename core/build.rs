@@ -15,6 +15,7 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(tinyrnn_asm_dsp)");
     println!("cargo::rustc-check-cfg=cfg(tinyrnn_asm_fpu)");
     println!("cargo::rustc-check-cfg=cfg(tinyrnn_asm_thumb1)");
+    println!("cargo::rustc-check-cfg=cfg(tinyrnn_asm_thumb2)");
     println!("cargo::rustc-check-cfg=cfg(tinyrnn_no_long_multiply)");
     println!("cargo::rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
     let target = env::var("TARGET").unwrap_or_default();
@@ -33,6 +34,11 @@ fn main() {
     // ARMv8-M Baseline has the same instructions, but no machine here runs it: only ARMv6-M.
     if target.starts_with("thumbv6m-") {
         println!("cargo::rustc-cfg=tinyrnn_asm_thumb1");
+    }
+    // Cortex-M3: Thumb-2 without the DSP extension. (ARMv8-M Mainline without `+dsp` has the
+    // same instructions; no machine here runs it.)
+    if target.starts_with("thumbv7m-") {
+        println!("cargo::rustc-cfg=tinyrnn_asm_thumb2");
     }
     if target.starts_with("thumbv") && target.ends_with("eabihf") {
         println!("cargo::rustc-cfg=tinyrnn_asm_fpu");

@@ -27,7 +27,8 @@
 //! assert!(logits[0] > logits[1]);
 //! ```
 #![cfg_attr(not(test), no_std)]
-// `unsafe` is confined to the optional Arm kernels (`kernel/arm.rs`, `kernel/thumb1.rs`, feature `asm`).
+// `unsafe` is confined to the optional Arm kernels (`kernel/{arm,thumb1,thumb2}.rs`, feature
+// `asm`).
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 

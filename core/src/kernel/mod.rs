@@ -8,8 +8,9 @@
 //! the `asm` feature the integer dot products run as fixed-size blocks of 32 terms
 //! (`portable::*_in_blocks_of_32`), the same exact sums in a shape LLVM unrolls completely at
 //! every hidden size. With the `asm` feature, Cortex-M0 builds run the integer dot products in
-//! Thumb-1 loops (`thumb1.rs`), and Arm builds that have the DSP extension or an FPU replace
-//! some kernels with hand-scheduled loops (`arm.rs`); all return **identical bits**: the
+//! Thumb-1 loops (`thumb1.rs`), Cortex-M3 builds a unit's w8a16 gate rows in one Thumb-2 pass
+//! (`thumb2.rs`), and Arm builds that have the DSP extension or an FPU replace some kernels
+//! with hand-scheduled loops (`arm.rs`); all return **identical bits**: the
 //! integer dot products are exact either way, and
 //! the `f32` one performs the same roundings in the same order (see [`dot_f32`]). On FPU cores the
 //! `f32` gate rows of a unit also run fused, each row summed in order — the one place where a
@@ -25,6 +26,8 @@ pub mod host;
 pub mod portable;
 #[cfg(tinyrnn_asm_thumb1)]
 pub mod thumb1;
+#[cfg(tinyrnn_asm_thumb2)]
+pub mod thumb2;
 
 /// `Σ w[k] · x[k]` in `f32`, in the fixed order of [`portable::dot_f32`].
 #[inline(always)]
@@ -35,16 +38,17 @@ pub fn dot_f32(w: &[f32], x: &[f32]) -> f32 {
     return portable::dot_f32(w, x);
 }
 
-/// A compiler barrier (no instruction) before each integer dot product on Arm cores without
-/// the DSP kernels (Cortex-M3, or any Armv7-M build without the `asm` feature).
+/// A compiler barrier (no instruction) before each portable integer dot product on Arm cores
+/// without the DSP kernels (Cortex-M3: its q15 rows; any Armv7-M build without `asm`).
 ///
 /// Without it, LLVM hoists the loads of the hidden vector out of the unit loop, once the
 /// constant-size rows are unrolled, and keeps all `H` activations, widened to 32 bits, in stack
-/// slots: 408 B of stack for an LSTM w8a16 step at H = 64 on M3. Those cores load a 16-bit
-/// activation with an immediate offset in one instruction anyway, so reading the vector where
-/// it lies costs nothing per term (measured: stack 128–188 B for every bench shape on M3, at
-/// −2 % to +4 % instructions). Cortex-M0 is different: its halfword loads take a register
-/// offset, so the hoisted vector is what makes its unrolled rows five instructions per term.
+/// slots: 408 B of stack for an LSTM w8a16 step at H = 64 on M3 (portable kernels). Those cores
+/// load a 16-bit activation with an immediate offset in one instruction anyway, so reading the
+/// vector where it lies costs nothing per term (measured with the portable kernels: stack
+/// 128–188 B for every bench shape on M3, at −2 % to +4 % instructions). Cortex-M0 is
+/// different: its halfword loads take a register offset, so the hoisted vector is what makes
+/// its unrolled rows five instructions per term.
 #[cfg(all(
     target_os = "none",
     not(tinyrnn_asm_dsp),
@@ -120,11 +124,55 @@ pub fn dot_i8_rows<const G: usize>(w: [&[i8]; G], x: &[i16]) -> [i64; G] {
     }
     #[cfg(tinyrnn_asm_thumb1)]
     if G >= 2 {
-        return thumb1::dot_i8_rows(w, x);
+        return dot_i8_rows_in_blocks(w, x, thumb1::i8_block);
+    }
+    #[cfg(tinyrnn_asm_thumb2)]
+    if G >= 2 {
+        return dot_i8_rows_in_blocks(w, x, thumb2::i8_block);
     }
     #[cfg(not(tinyrnn_asm_dsp))]
     for (out, w) in out.iter_mut().zip(w) {
         *out = dot_i8(w, x);
     }
     out
+}
+
+/// Even-length blocks of the multi-row loops: at most 510 terms, so every row's `i32` sum is
+/// exact (see `portable::I8_BLOCK`).
+#[cfg(any(tinyrnn_asm_thumb1, tinyrnn_asm_thumb2))]
+const I8_ROWS_BLOCK: usize = 510;
+
+/// [`portable::dot_i8`] of `G` rows (2 ≤ `G` ≤ 4) with the same `x`, through `block`, a loop
+/// that sums an even number (≤ 510) of terms of every row in `i32`, one activation load for all
+/// rows. Exact; a row longer than the others (or an odd last term) is finished by the portable
+/// kernel, so every row gets exactly its own definition.
+#[cfg(any(tinyrnn_asm_thumb1, tinyrnn_asm_thumb2))]
+#[inline(always)]
+fn dot_i8_rows_in_blocks<const G: usize>(
+    w: [&[i8]; G],
+    x: &[i16],
+    block: impl Fn([&[i8]; G], &[i16], usize) -> [i32; G],
+) -> [i64; G] {
+    let n = w.iter().fold(x.len(), |n, row| n.min(row.len()));
+    let mut sums = [0i64; G];
+    let mut done = 0;
+    while n - done >= 2 {
+        let len = (n - done).min(I8_ROWS_BLOCK) & !1;
+        let rows: [&[i8]; G] = core::array::from_fn(|g| {
+            w.get(g)
+                .map_or(&[][..], |row| row.get(done..).unwrap_or_default())
+        });
+        let sums_of_block = block(rows, x.get(done..).unwrap_or_default(), len);
+        for (sum, block) in sums.iter_mut().zip(sums_of_block) {
+            *sum += block as i64;
+        }
+        done += len;
+    }
+    for (sum, row) in sums.iter_mut().zip(w) {
+        *sum += portable::dot_i8(
+            row.get(done..).unwrap_or_default(),
+            x.get(done..).unwrap_or_default(),
+        );
+    }
+    sums
 }

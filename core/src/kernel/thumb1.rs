@@ -11,7 +11,7 @@
 //! | kernel | instructions per term | how |
 //! |---|---|---|
 //! | [`dot_i16`] (q15, one row) | 6.75 | two products summed in 32 bits, one 64-bit add per pair |
-//! | [`dot_i8_rows`] (w8a16, 2–4 rows) | 4.75 (2 rows), 4.17 (3), 3.88 (4), per row | one activation load for all rows; the sums in high registers |
+//! | `i8_block` (w8a16, 2–4 rows) | 4.75 (2 rows), 4.17 (3), 3.88 (4), per row | one activation load for all rows; the sums in high registers |
 //!
 //! Both are exact, so they return the bits of [`portable`] (the firmware self-test compares them
 //! on every length 0–70 at every alignment and on rows of 601 terms, extremes included):
@@ -114,7 +114,7 @@ pub fn dot_i16(w: &[i16], x: &[i16]) -> i64 {
     )
 }
 
-/// One w8a16 term of every row: the activation at `{hq}` + `{k}` (see [`i8_block`]) into `r7`,
+/// One w8a16 term of every row: the activation at `{hq}` + `{k}` (see `i8_block`) into `r7`,
 /// each row's weight at `row end + {k}` into `{t}`, their product added to the row's
 /// high-register sum.
 macro_rules! w8a16_term {
@@ -132,7 +132,7 @@ macro_rules! w8a16_term {
     };
 }
 
-/// One pass of [`i8_block`] over the rows `$row` (each variable holds its row's end address
+/// One pass of `i8_block` over the rows `$row` (each variable holds its row's end address
 /// and receives its sum), the sums kept in the high registers `$sum`, two terms per iteration.
 /// Saves and restores `r7`, which holds the activation.
 macro_rules! w8a16_rows_pass {
@@ -157,14 +157,15 @@ macro_rules! w8a16_rows_pass {
     };
 }
 
-/// The `G` rows' sums `Σ w[g][k] · x[k]` over `k < n`, for `n` even, 2 ≤ `n` ≤ 511 and rows of
-/// at least `n` weights (so each `i32` sum is exact).
+/// The `G` rows' sums `Σ w[g][k] · x[k]` over `k < n` (2 ≤ `G` ≤ 4), for `n` even, 2 ≤ `n` ≤ 511
+/// and rows of at least `n` weights (so each `i32` sum is exact); see
+/// `kernel::dot_i8_rows_in_blocks`.
 ///
 /// Offsets: `{k}` runs from `−n` up to 0 bytes relative to each row's end. Activation `i` lies
 /// at `x + 2i`, which is `{hq} + {k}` when `{hq}` starts at `x + n` bytes and advances with
 /// `{k}`: one register offset serves bytes and halfwords.
 #[inline(always)]
-fn i8_block<const G: usize>(w: [&[i8]; G], x: &[i16], n: usize) -> [i32; G] {
+pub(super) fn i8_block<const G: usize>(w: [&[i8]; G], x: &[i16], n: usize) -> [i32; G] {
     let k = n.wrapping_neg();
     let hq = x.as_ptr().cast::<u8>().wrapping_add(n);
     // Row ends as addresses (the sums come back in the same registers).
@@ -194,36 +195,4 @@ fn i8_block<const G: usize>(w: [&[i8]; G], x: &[i16], n: usize) -> [i32; G] {
     };
     // The sums come back in the registers that brought the row ends.
     core::array::from_fn(|g| sums.get(g).map_or(0, |&v| v as u32 as i32))
-}
-
-/// Even-length blocks of [`i8_block`]: at most 510 terms, so every `i32` sum is exact.
-const I8_ROWS_BLOCK: usize = 510;
-
-/// [`portable::dot_i8`] of `G` rows (2 ≤ `G` ≤ 4) with the same `x`, in one pass: each
-/// activation is loaded once for all rows. Exact; a row longer than the others (or an odd last
-/// term) is finished by the portable kernel, so every row gets exactly its own definition.
-#[inline(always)]
-pub fn dot_i8_rows<const G: usize>(w: [&[i8]; G], x: &[i16]) -> [i64; G] {
-    let n = w.iter().fold(x.len(), |n, row| n.min(row.len()));
-    let mut sums = [0i64; G];
-    let mut done = 0;
-    while n - done >= 2 {
-        let len = (n - done).min(I8_ROWS_BLOCK) & !1;
-        let rows: [&[i8]; G] = core::array::from_fn(|g| {
-            w.get(g)
-                .map_or(&[][..], |row| row.get(done..).unwrap_or_default())
-        });
-        let block = i8_block(rows, x.get(done..).unwrap_or_default(), len);
-        for (sum, block) in sums.iter_mut().zip(block) {
-            *sum += block as i64;
-        }
-        done += len;
-    }
-    for (sum, row) in sums.iter_mut().zip(w) {
-        *sum += portable::dot_i8(
-            row.get(done..).unwrap_or_default(),
-            x.get(done..).unwrap_or_default(),
-        );
-    }
-    sums
 }

@@ -322,7 +322,7 @@ impl FixedWeight for i16 {
 impl FixedWeight for i8 {
     /// With the DSP extension, two rows share each activation's load and pairing
     /// ([`kernel::dot_i8_rows`](crate::kernel::dot_i8_rows)).
-    const FUSES_ROWS: bool = cfg!(any(tinyrnn_asm_dsp, tinyrnn_asm_thumb1));
+    const FUSES_ROWS: bool = cfg!(any(tinyrnn_asm_dsp, tinyrnn_asm_thumb1, tinyrnn_asm_thumb2));
 
     #[inline(always)]
     fn dot(w: &[i8], x: &[i16]) -> i64 {
