@@ -122,12 +122,14 @@ pub fn dot_i8_rows<const G: usize>(w: [&[i8]; G], x: &[i16]) -> [i64; G] {
             out[g] = arm::dot_i8(w[g], x);
         }
     }
+    // The multi-row loops take two to four rows (a pair of RNN units, a GRU's or an LSTM's
+    // gate rows).
     #[cfg(tinyrnn_asm_thumb1)]
-    if G >= 2 {
+    if (2..=4).contains(&G) {
         return dot_i8_rows_in_blocks(w, x, thumb1::i8_block);
     }
     #[cfg(tinyrnn_asm_thumb2)]
-    if G >= 2 {
+    if (2..=4).contains(&G) {
         return dot_i8_rows_in_blocks(w, x, thumb2::i8_block);
     }
     #[cfg(not(tinyrnn_asm_dsp))]
