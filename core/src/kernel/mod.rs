@@ -48,25 +48,20 @@ pub fn dot_f32(w: &[f32], x: &[f32]) -> f32 {
 /// vector where it lies costs nothing per term (measured with the portable kernels: stack
 /// 128–188 B for every bench shape on M3, at −2 % to +4 % instructions). Cortex-M0 is
 /// different: its halfword loads take a register offset, so the hoisted vector is what makes
-/// its unrolled rows five instructions per term.
-#[cfg(all(
-    target_os = "none",
-    not(tinyrnn_asm_dsp),
-    not(tinyrnn_no_long_multiply)
-))]
+/// its unrolled rows five instructions per term. Nothing elsewhere.
 #[inline(always)]
 fn keep_activations_in_memory() {
+    #[cfg(all(
+        target_os = "none",
+        not(tinyrnn_asm_dsp),
+        not(tinyrnn_no_long_multiply)
+    ))]
     core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
 }
 
 /// `Σ w[k] · x[k]` of 16-bit weights and activations, exact in `i64`.
 #[inline(always)]
 pub fn dot_i16(w: &[i16], x: &[i16]) -> i64 {
-    #[cfg(all(
-        target_os = "none",
-        not(tinyrnn_asm_dsp),
-        not(tinyrnn_no_long_multiply)
-    ))]
     keep_activations_in_memory();
     #[cfg(tinyrnn_asm_dsp)]
     return arm::dot_i16(w, x);
@@ -85,11 +80,6 @@ pub fn dot_i16(w: &[i16], x: &[i16]) -> i64 {
 /// `Σ w[k] · x[k]` of 8-bit weights and 16-bit activations, exact.
 #[inline(always)]
 pub fn dot_i8(w: &[i8], x: &[i16]) -> i64 {
-    #[cfg(all(
-        target_os = "none",
-        not(tinyrnn_asm_dsp),
-        not(tinyrnn_no_long_multiply)
-    ))]
     keep_activations_in_memory();
     #[cfg(tinyrnn_asm_dsp)]
     return arm::dot_i8(w, x);
@@ -139,10 +129,10 @@ pub fn dot_i8_rows<const G: usize>(w: [&[i8]; G], x: &[i16]) -> [i64; G] {
     out
 }
 
-/// Even-length blocks of the multi-row loops: at most 510 terms, so every row's `i32` sum is
-/// exact (see `portable::I8_BLOCK`).
+/// Even-length blocks of the multi-row loops: the longest even length within
+/// `portable::I8_BLOCK` (510 terms), so every row's `i32` sum is exact.
 #[cfg(any(tinyrnn_asm_thumb1, tinyrnn_asm_thumb2))]
-const I8_ROWS_BLOCK: usize = 510;
+const I8_ROWS_BLOCK: usize = portable::I8_BLOCK & !1;
 
 /// [`portable::dot_i8`] of `G` rows (2 ≤ `G` ≤ 4) with the same `x`, through `block`, a loop
 /// that sums an even number (≤ 510) of terms of every row in `i32`, one activation load for all
