@@ -7,7 +7,8 @@
 //! `asm` feature.
 //!
 //! It also marks the cores without a 32 × 32 → 64-bit multiply (`thumbv6m-*`, `thumbv8m.base-*`:
-//! Cortex-M0/M0+/M23), where an `i64` product is a library call: `tinyrnn_no_long_multiply`.
+//! Cortex-M0/M0+/M23), where an `i64` product is a library call: `tinyrnn_no_long_multiply`,
+//! and x86-64 host builds with FMA, whose `f32` multiply-adds round once: `tinyrnn_fused_f32`.
 
 use std::env;
 
@@ -17,6 +18,15 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(tinyrnn_asm_thumb1)");
     println!("cargo::rustc-check-cfg=cfg(tinyrnn_asm_thumb2)");
     println!("cargo::rustc-check-cfg=cfg(tinyrnn_no_long_multiply)");
+    println!("cargo::rustc-check-cfg=cfg(tinyrnn_fused_f32)");
+    // x86-64 hosts built with FMA (`-C target-cpu=native` on any x86-64 CPU since 2013): every
+    // `f32` multiply-add of the definition rounds once (`kernel::portable::mul_add`).
+    let features = env::var("CARGO_CFG_TARGET_FEATURE").unwrap_or_default();
+    if env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("x86_64")
+        && features.split(',').any(|f| f == "fma")
+    {
+        println!("cargo::rustc-cfg=tinyrnn_fused_f32");
+    }
     println!("cargo::rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
     let target = env::var("TARGET").unwrap_or_default();
     if target.starts_with("thumbv6m-") || target.starts_with("thumbv8m.base-") {

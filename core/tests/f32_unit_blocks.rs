@@ -1,10 +1,11 @@
 //! On the host, `f32` LSTM and GRU layers update their units eight at a time (one vector per
 //! gate, lane = unit) and the last `H mod 8` units one at a time; RNN layers take their units'
 //! rows two at a time and an odd last unit alone. All must give the bits of the one-unit
-//! definitions, for every hidden size and every unit's place in a block.
+//! definitions, for every hidden size and every unit's place in a block. The definitions' f32
+//! multiply-adds are `mul_add` (fused in x86-64 builds with FMA), so this holds in every build.
 
 use tinyrnn::activation::float::{Accurate, FloatActivation};
-use tinyrnn::kernel::portable::dot_f32;
+use tinyrnn::kernel::portable::{dot_f32, mul_add};
 use tinyrnn::{GruWeights, LstmWeights, F32};
 
 /// Values of mixed signs and magnitudes, deterministic.
@@ -63,7 +64,7 @@ fn lstm_units_in_blocks_equal_the_one_unit_definition() {
                 };
                 let (ig, fg) = (Accurate::sigmoid(gate(0)), Accurate::sigmoid(gate(1)));
                 let (gg, og) = (Accurate::tanh(gate(2)), Accurate::sigmoid(gate(3)));
-                c_ref[j] = fg * c_ref[j] + ig * gg;
+                c_ref[j] = mul_add(fg, c_ref[j], ig * gg);
                 h_next[j] = og * Accurate::tanh(c_ref[j]);
             }
             h_ref = h_next;
@@ -111,8 +112,8 @@ fn gru_units_in_blocks_equal_the_one_unit_definition() {
                 let z = Accurate::sigmoid(preact(bias[3 * j + 1], wx(1), &x, wh(1), &h_ref));
                 let n_x = preact(bias[3 * j + 2], wx(2), &x, &[], &[]);
                 let n_h = preact(bias_hn[j], &[], &[], wh(2), &h_ref);
-                let n = Accurate::tanh(n_x + r * n_h);
-                h_next[j] = (1.0 - z) * n + z * h_ref[j];
+                let n = Accurate::tanh(mul_add(r, n_h, n_x));
+                h_next[j] = mul_add(1.0 - z, n, z * h_ref[j]);
             }
             h_ref = h_next;
             assert_eq!(bits(&h), bits(&h_ref), "h, I = {i}, H = {hidden}, step {t}");

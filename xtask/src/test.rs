@@ -33,6 +33,11 @@ pub fn steps() -> Vec<Step> {
             run: cargo_test,
         },
         Step {
+            name: "test-fma",
+            about: "cargo test -p tinyrnn built with FMA (the fused f32 multiply-adds of `-C target-cpu=native` on x86-64)",
+            run: core_tests_with_fma,
+        },
+        Step {
             name: "core-targets",
             about: "core (tinyrnn) builds for Cortex-M0 and Cortex-M4F, with and without `defmt` and `asm`",
             run: core_targets,
@@ -101,6 +106,25 @@ fn clippy() -> Result<()> {
 
 fn cargo_test() -> Result<()> {
     cmd::run(cmd::cargo(repo_root(), &["test", "--workspace"]))
+}
+
+/// Flags of an x86-64 build whose `f32` multiply-adds are fused (cfg `tinyrnn_fused_f32`).
+const FMA_RUSTFLAGS: &str = "-C target-feature=+avx2,+fma";
+
+/// The core tests again in an FMA build (its own target directory), where every `f32`
+/// multiply-add of the definition rounds once: all host paths must still agree bit for bit and
+/// the activations keep their error bounds. Needs an x86-64 CPU with FMA to run them.
+fn core_tests_with_fma() -> Result<()> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        let mut command = cmd::cargo(repo_root(), &["test", "-p", "tinyrnn"]);
+        command
+            .env("RUSTFLAGS", FMA_RUSTFLAGS)
+            .env("CARGO_TARGET_DIR", repo_path("target/fma"));
+        return cmd::run(command);
+    }
+    println!("test-fma: not run, this machine's CPU has no AVX2/FMA (the build's tests need one)");
+    Ok(())
 }
 
 fn core_targets() -> Result<()> {

@@ -5,9 +5,10 @@
 //! [`dot_f32_rows`] computes [`portable::dot_f32`](super::portable::dot_f32) of up to four
 //! rows at once and returns its bits exactly: the eight partial sums of a row are one 8-lane
 //! vector, the final pairwise additions run on the transposed sums (one lane per row), and the
-//! tail is summed in order, one lane per row. Only the schedule changes: each load of the shared vector serves every
-//! row, and the rows' reductions share their shuffles. No fused multiply-add is used on any
-//! build, so the default and the native builds give the same bits.
+//! tail is summed in order, one lane per row. Only the schedule changes: each load of the
+//! shared vector serves every row, and the rows' reductions share their shuffles. Every term is
+//! added by the definition's multiply-add ([`portable::mul_add`](super::portable::mul_add):
+//! fused in x86-64 builds with FMA, as everywhere in that build).
 //!
 //! The cells use these kernels eight units at a time (`Numeric::UNITS_PER_UPDATE`): the units'
 //! activations then run as one 8-lane vector per gate (`lstm_units`, `gru_units` here).
@@ -17,7 +18,7 @@ use wide::{f32x4, f32x8};
 use super::portable::F32_LANES;
 use crate::activation::float::{rational_tanh, TanhLanes};
 
-/// Four lanes of `f32` arithmetic, each rounding like scalar `f32` (no fused multiply-add).
+/// Four lanes of `f32` arithmetic, each rounding like scalar `f32`.
 impl TanhLanes for f32x4 {
     #[inline(always)]
     fn splat(v: f32) -> f32x4 {
@@ -34,6 +35,16 @@ impl TanhLanes for f32x4 {
         // Elsewhere `max`/`min` return the other operand for a NaN lane; put the NaN back.
         #[cfg(not(any(target_feature = "sse", target_feature = "neon")))]
         return self.is_nan().bitselect(self, self.max(low).min(high));
+    }
+
+    /// Fused only where [`portable::mul_add`](super::portable::mul_add) is: `wide` would fuse
+    /// on AArch64 too.
+    #[inline(always)]
+    fn mul_add(self, a: f32x4, b: f32x4) -> f32x4 {
+        #[cfg(tinyrnn_fused_f32)]
+        return f32x4::mul_add(self, a, b);
+        #[cfg(not(tinyrnn_fused_f32))]
+        return self * a + b;
     }
 }
 
@@ -52,6 +63,15 @@ impl TanhLanes for f32x8 {
         return high.fast_min(low.fast_max(self));
         #[cfg(not(any(target_feature = "sse", target_feature = "neon")))]
         return self.is_nan().bitselect(self, self.max(low).min(high));
+    }
+
+    /// As for `f32x4`.
+    #[inline(always)]
+    fn mul_add(self, a: f32x8, b: f32x8) -> f32x8 {
+        #[cfg(tinyrnn_fused_f32)]
+        return f32x8::mul_add(self, a, b);
+        #[cfg(not(tinyrnn_fused_f32))]
+        return self * a + b;
     }
 }
 
@@ -122,7 +142,7 @@ pub(crate) fn dot_f32_eight_units<const G: usize>(w: &[f32], v: &[f32]) -> Optio
         for (w, v) in w_blocks.iter().zip(v_blocks) {
             let x = f32x8::splat(v[l]);
             for (sum, &w) in sum.iter_mut().zip(&w[l]) {
-                *sum += w * x;
+                *sum = TanhLanes::mul_add(w, x, *sum);
             }
         }
         *partial = sum;
@@ -136,7 +156,7 @@ pub(crate) fn dot_f32_eight_units<const G: usize>(w: &[f32], v: &[f32]) -> Optio
     for (w, &v) in w_tail.iter().zip(v_tail) {
         let x = f32x8::splat(v);
         for (t, &w) in tail.iter_mut().zip(w) {
-            *t += w * x;
+            *t = TanhLanes::mul_add(w, x, *t);
         }
     }
     for (sum, tail) in sums.iter_mut().zip(tail) {
@@ -158,9 +178,9 @@ pub(crate) fn units_of_eight(gates: [f32x8; 4]) -> [[f32; 4]; 8] {
 #[inline(always)]
 fn lstm_lanes<T: TanhLanes>([i, f, g, o]: [T; 4], c: T) -> (T, T) {
     let half = T::splat(0.5);
-    let sigmoid = |x: T| half + half * rational_tanh(half * x);
+    let sigmoid = |x: T| rational_tanh(half * x).mul_add(half, half);
     let (i, f, g, o) = (sigmoid(i), sigmoid(f), rational_tanh(g), sigmoid(o));
-    let c = f * c + i * g;
+    let c = f.mul_add(c, i * g);
     (o * rational_tanh(c), c)
 }
 
@@ -169,10 +189,10 @@ fn lstm_lanes<T: TanhLanes>([i, f, g, o]: [T; 4], c: T) -> (T, T) {
 #[inline(always)]
 fn gru_lanes<T: TanhLanes>([r, z, n_x, n_h]: [T; 4], h_prev: T) -> T {
     let half = T::splat(0.5);
-    let sigmoid = |x: T| half + half * rational_tanh(half * x);
+    let sigmoid = |x: T| rational_tanh(half * x).mul_add(half, half);
     let (r, z) = (sigmoid(r), sigmoid(z));
-    let n = rational_tanh(n_x + r * n_h);
-    (T::splat(1.0) - z) * n + z * h_prev
+    let n = rational_tanh(r.mul_add(n_h, n_x));
+    (T::splat(1.0) - z).mul_add(n, z * h_prev)
 }
 
 /// Vector `g` holds gate `g` of the four units (a 4 × 4 transpose).
@@ -215,7 +235,8 @@ fn accumulate_aligned<const G: usize>(
     for (b, x) in v_blocks.iter().enumerate() {
         let x = f32x8::from(*x);
         for (lanes, row) in lanes.iter_mut().zip(&aligned) {
-            *lanes += wide::bytemuck::cast::<[f32x4; 2], f32x8>(row[b]) * x;
+            let w = wide::bytemuck::cast::<[f32x4; 2], f32x8>(row[b]);
+            *lanes = TanhLanes::mul_add(w, x, *lanes);
         }
     }
     true
@@ -237,7 +258,7 @@ pub fn dot_f32_rows<const G: usize>(rows: [&[f32]; G], v: &[f32]) -> [f32; G] {
         for (b, x) in v_blocks.iter().enumerate() {
             let x = f32x8::from(*x);
             for (lanes, (blocks, _)) in lanes.iter_mut().zip(&rows) {
-                *lanes += f32x8::from(blocks[b]) * x;
+                *lanes = TanhLanes::mul_add(f32x8::from(blocks[b]), x, *lanes);
             }
         }
     }
@@ -261,7 +282,7 @@ pub fn dot_f32_rows<const G: usize>(rows: [&[f32]; G], v: &[f32]) -> [f32; G] {
             *w = f32x4::from(quads[q]);
         }
         for (w, &x) in f32x4::transpose(w).into_iter().zip(x) {
-            tail += w * f32x4::splat(x);
+            tail = TanhLanes::mul_add(w, f32x4::splat(x), tail);
         }
     }
     for (k, &x) in v_rest.iter().enumerate() {
@@ -269,7 +290,7 @@ pub fn dot_f32_rows<const G: usize>(rows: [&[f32]; G], v: &[f32]) -> [f32; G] {
         for (w, (_, row_rest)) in w.iter_mut().zip(&row_quads) {
             *w = row_rest[k];
         }
-        tail += f32x4::from(w) * f32x4::splat(x);
+        tail = TanhLanes::mul_add(f32x4::from(w), f32x4::splat(x), tail);
     }
     let sums = (((t0 + t1) + (t2 + t3)) + tail).to_array();
     let mut out = [0f32; G];

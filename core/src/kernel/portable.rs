@@ -1,11 +1,27 @@
 //! The portable kernels: plain Rust, the definition every other implementation must match bit
 //! for bit.
 
+/// `a · b + c` as every `f32` path defines it: rounded once (a fused multiply-add) on x86-64
+/// hosts built with FMA (cfg `tinyrnn_fused_f32`, e.g. `-C target-cpu=native`), rounded after
+/// the multiply and after the add everywhere else (every Cortex-M target, the default host
+/// build). So all paths of one build give the same bits, and an FMA build differs from the
+/// others only by those roundings (`f32` results are compared with a tolerance across builds
+/// and targets, never bit for bit).
+#[inline(always)]
+pub fn mul_add(a: f32, b: f32, c: f32) -> f32 {
+    #[cfg(tinyrnn_fused_f32)]
+    return wide::f32x4::splat(a)
+        .mul_add(wide::f32x4::splat(b), wide::f32x4::splat(c))
+        .to_array()[0];
+    #[cfg(not(tinyrnn_fused_f32))]
+    return a * b + c;
+}
+
 /// Independent partial sums in [`dot_f32`]: enough to hide the add latency and to fill two
 /// 4-lane SIMD registers on the host.
 pub(crate) const F32_LANES: usize = 8;
 
-/// `Σ w[k] · x[k]` in `f32`.
+/// `Σ w[k] · x[k]` in `f32`, each term added by [`mul_add`].
 ///
 /// Element `k` goes to partial sum `k mod 8`; the partial sums are added pairwise in a fixed
 /// order at the end. The order is part of the definition (no reassociation by the compiler), so
@@ -17,7 +33,7 @@ pub fn dot_f32(w: &[f32], x: &[f32]) -> f32 {
     let mut lanes = [0f32; F32_LANES];
     for (w, x) in w_blocks.zip(x_blocks) {
         for ((lane, w), x) in lanes.iter_mut().zip(w).zip(x) {
-            *lane += w * x;
+            *lane = mul_add(*w, *x, *lane);
         }
     }
     let [a, b, c, d, e, f, g, h] = lanes;
@@ -27,7 +43,9 @@ pub fn dot_f32(w: &[f32], x: &[f32]) -> f32 {
 /// The elements of `dot_f32` past its last full block: `((0 + w₀x₀) + w₁x₁) + …`.
 #[inline(always)]
 pub(crate) fn sum_in_order(w: &[f32], x: &[f32]) -> f32 {
-    w.iter().zip(x).fold(0.0, |acc, (w, x)| acc + w * x)
+    w.iter()
+        .zip(x)
+        .fold(0.0, |acc, (&w, &x)| mul_add(w, x, acc))
 }
 
 /// `Σ w[k] · x[k]` of 16-bit weights and activations, exact in `i64`.

@@ -7,6 +7,7 @@ use crate::activation::float::{Accurate, Fast, FloatActivation};
 use crate::kernel::dot_f32;
 #[cfg(not(target_os = "none"))]
 use crate::kernel::host::dot_f32_rows;
+use crate::kernel::portable::mul_add;
 
 /// `f32` weights, activations and state, with activations chosen by `A`.
 ///
@@ -213,18 +214,18 @@ impl<A: FloatActivation> Numeric for Float<A> {
 
     #[inline(always)]
     fn gru_candidate(x_part: f32, reset: f32, h_part: f32, _: &()) -> f32 {
-        x_part + reset * h_part
+        mul_add(reset, h_part, x_part)
     }
 
     #[inline(always)]
     fn gru_hidden(update: f32, candidate: f32, h_prev: f32, _: &()) -> f32 {
         // PyTorch computes (1 - z) * n + z * h; this is the same expression.
-        (1.0 - update) * candidate + update * h_prev
+        mul_add(1.0 - update, candidate, update * h_prev)
     }
 
     #[inline(always)]
     fn lstm_cell(forget: f32, c: f32, input: f32, candidate: f32, _: &()) -> f32 {
-        forget * c + input * candidate
+        mul_add(forget, c, input * candidate)
     }
 
     #[inline(always)]
