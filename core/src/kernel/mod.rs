@@ -77,6 +77,36 @@ pub fn dot_i16(w: &[i16], x: &[i16]) -> i64 {
     return portable::dot_i16(w, x);
 }
 
+/// [`dot_i16`] of `G` rows with the same `x`: `out[g] = dot_i16(w[g], x)`, exact. On
+/// Cortex-M3 two to four rows share each activation load (`thumb2::i16_rows`); elsewhere one
+/// row at a time.
+#[inline(always)]
+pub fn dot_i16_rows<const G: usize>(w: [&[i16]; G], x: &[i16]) -> [i64; G] {
+    let mut out = [0i64; G];
+    #[cfg(tinyrnn_asm_thumb2)]
+    if (2..=4).contains(&G) {
+        // The rows' common length in multiples of 4 in the loop, any rest (up to three last
+        // terms, a longer row) by the portable kernel: every row gets exactly its own sum.
+        // Short rows (a layer's few inputs) are cheaper unrolled by LLVM, one at a time.
+        let n = w.iter().fold(x.len(), |n, row| n.min(row.len()));
+        let looped = if n >= thumb2::I16_ROWS_MIN { n & !3 } else { 0 };
+        if looped > 0 {
+            out = thumb2::i16_rows(w, x, looped);
+        }
+        for (out, row) in out.iter_mut().zip(w) {
+            *out += portable::dot_i16(
+                row.get(looped..).unwrap_or_default(),
+                x.get(looped..).unwrap_or_default(),
+            );
+        }
+        return out;
+    }
+    for (out, w) in out.iter_mut().zip(w) {
+        *out = dot_i16(w, x);
+    }
+    out
+}
+
 /// `Σ w[k] · x[k]` of 8-bit weights and 16-bit activations, exact.
 #[inline(always)]
 pub fn dot_i8(w: &[i8], x: &[i16]) -> i64 {

@@ -42,7 +42,7 @@ use core::marker::PhantomData;
 
 use super::Numeric;
 use crate::activation::fixed::{sigmoid_q15, tanh_q15};
-use crate::kernel::{dot_i16, dot_i8, dot_i8_rows};
+use crate::kernel::{dot_i16, dot_i16_rows, dot_i8, dot_i8_rows};
 
 /// Fractional bits of one weight row.
 pub type RowScale = i8;
@@ -313,9 +313,18 @@ pub trait FixedWeight: Copy + Default + PartialEq + core::fmt::Debug + 'static {
 }
 
 impl FixedWeight for i16 {
+    /// On Cortex-M3, two or three rows share each activation load
+    /// ([`kernel::dot_i16_rows`](crate::kernel::dot_i16_rows)).
+    const FUSES_ROWS: bool = cfg!(tinyrnn_asm_thumb2);
+
     #[inline(always)]
     fn dot(w: &[i16], x: &[i16]) -> i64 {
         dot_i16(w, x)
+    }
+
+    #[inline(always)]
+    fn dot_rows<const G: usize>(w: [&[i16]; G], x: &[i16]) -> [i64; G] {
+        dot_i16_rows(w, x)
     }
 }
 

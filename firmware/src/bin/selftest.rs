@@ -100,6 +100,9 @@ fn kernels_match_portable() -> u32 {
             checks += i8_rows_match::<2>(&w8, &x16, len);
             checks += i8_rows_match::<3>(&w8, &x16, len);
             checks += i8_rows_match::<4>(&w8, &x16, len);
+            checks += i16_rows_match::<2>(&w16, &x16, len);
+            checks += i16_rows_match::<3>(&w16, &x16, len);
+            checks += i16_rows_match::<4>(&w16, &x16, len);
             checks += fused_rows_match::<2>(&wf, &xf, len);
             checks += fused_rows_match::<3>(&wf, &xf, len);
             checks += fused_rows_match::<4>(&wf, &xf, len);
@@ -112,20 +115,54 @@ fn kernels_match_portable() -> u32 {
 /// row, for rows that start at different alignments. Returns the number of comparisons.
 fn i8_rows_match<const G: usize>(w: &[i8], x: &[i16], len: usize) -> u32 {
     use tinyrnn::kernel::{self, portable};
+    rows_match::<i8, G>(
+        w,
+        x,
+        len,
+        kernel::dot_i8_rows,
+        portable::dot_i8,
+        "dot_i8_rows",
+    )
+}
+
+/// `kernel::dot_i16_rows` (two or three rows per pass on Cortex-M3) must equal one portable
+/// `dot_i16` per row, as [`i8_rows_match`].
+fn i16_rows_match<const G: usize>(w: &[i16], x: &[i16], len: usize) -> u32 {
+    use tinyrnn::kernel::{self, portable};
+    rows_match::<i16, G>(
+        w,
+        x,
+        len,
+        kernel::dot_i16_rows,
+        portable::dot_i16,
+        "dot_i16_rows",
+    )
+}
+
+/// `rows(G rows of w, x)` against `one(row, x)` for each row; row g starts at g·len + g, so
+/// consecutive rows are at every relative alignment. Returns the number of comparisons.
+fn rows_match<W, const G: usize>(
+    w: &[W],
+    x: &[i16],
+    len: usize,
+    rows: fn([&[W]; G], &[i16]) -> [i64; G],
+    one: fn(&[W], &[i16]) -> i64,
+    name: &str,
+) -> u32 {
     let len = len.min((w.len() - G) / G).min(x.len() - 1);
-    // Row g starts at g·len + g: consecutive rows at every relative alignment.
-    let rows: [&[i8]; G] = core::array::from_fn(|g| &w[g * len + g..(g + 1) * len + g]);
+    let w_rows: [&[W]; G] = core::array::from_fn(|g| &w[g * len + g..(g + 1) * len + g]);
     let x = &x[1..1 + len];
-    let got = kernel::dot_i8_rows(black_box(rows), black_box(x));
-    for (g, (&got, row)) in got.iter().zip(rows).enumerate() {
-        if got != portable::dot_i8(row, x) {
+    let got = rows(black_box(w_rows), black_box(x));
+    for (g, (&got, row)) in got.iter().zip(w_rows).enumerate() {
+        if got != one(row, x) {
             defmt::error!(
-                "dot_i8_rows::<{=usize}> row {=usize} len={=usize}",
+                "{=str}::<{=usize}> row {=usize} len={=usize}",
+                name,
                 G,
                 g,
                 len
             );
-            fail("dot_i8_rows differs from the portable kernel");
+            fail("a multi-row kernel differs from the portable kernel");
         }
     }
     G as u32
@@ -136,8 +173,8 @@ fn i8_rows_match<const G: usize>(w: &[i8], x: &[i16], len: usize) -> u32 {
 /// term are all crossed.
 const LONG_ROW: usize = 601;
 
-/// Rows of [`LONG_ROW`] extreme and random terms through `kernel::dot_i8_rows` (2, 3 and 4
-/// rows) and `kernel::dot_i16`, against the portable kernels. Returns the number of comparisons.
+/// Rows of [`LONG_ROW`] extreme and random terms through `kernel::dot_i8_rows` and
+/// `kernel::dot_i16_rows` (2, 3 and 4 rows) and `kernel::dot_i16`, against the portable kernels. Returns the number of comparisons.
 fn long_rows_match() -> u32 {
     use tinyrnn::kernel::{self, portable};
     let mut rng = Lcg(7);
@@ -159,31 +196,40 @@ fn long_rows_match() -> u32 {
                 (rng.next() >> 16) as i16
             };
         }
-        checks += long_i8_rows_match::<2>(&w8, &x16);
-        checks += long_i8_rows_match::<3>(&w8, &x16);
-        checks += long_i8_rows_match::<4>(&w8, &x16);
-        // The same bits as 16-bit weights (one row).
-        let mut w16 = [0i16; LONG_ROW];
+        checks += long_rows_match_of::<i8, 2>(&w8, &x16, kernel::dot_i8_rows, portable::dot_i8);
+        checks += long_rows_match_of::<i8, 3>(&w8, &x16, kernel::dot_i8_rows, portable::dot_i8);
+        checks += long_rows_match_of::<i8, 4>(&w8, &x16, kernel::dot_i8_rows, portable::dot_i8);
+        // The same bits as 16-bit weights: one row, and 2, 3 and 4 rows.
+        let mut w16 = [0i16; 4 * LONG_ROW];
         for (w16, &w8) in w16.iter_mut().zip(&w8) {
             *w16 = (w8 as i16) << 8 | (w8 as u8 as i16);
         }
-        if kernel::dot_i16(black_box(&w16), black_box(&x16)) != portable::dot_i16(&w16, &x16) {
+        let row = &w16[..LONG_ROW];
+        if kernel::dot_i16(black_box(row), black_box(&x16)) != portable::dot_i16(row, &x16) {
             fail("dot_i16 differs from the portable kernel on a long row");
         }
         checks += 1;
+        let one = portable::dot_i16;
+        checks += long_rows_match_of::<i16, 2>(&w16, &x16, kernel::dot_i16_rows, one);
+        checks += long_rows_match_of::<i16, 3>(&w16, &x16, kernel::dot_i16_rows, one);
+        checks += long_rows_match_of::<i16, 4>(&w16, &x16, kernel::dot_i16_rows, one);
     }
     checks
 }
 
-/// `G` rows of [`LONG_ROW`] weights from `w` against `x`, as [`i8_rows_match`] does.
-fn long_i8_rows_match<const G: usize>(w: &[i8], x: &[i16]) -> u32 {
-    use tinyrnn::kernel::{self, portable};
-    let rows: [&[i8]; G] = core::array::from_fn(|g| &w[g * LONG_ROW..(g + 1) * LONG_ROW]);
-    let got = kernel::dot_i8_rows(black_box(rows), black_box(x));
-    for (&got, row) in got.iter().zip(rows) {
-        if got != portable::dot_i8(row, x) {
-            defmt::error!("dot_i8_rows::<{=usize}> on rows of {=usize}", G, LONG_ROW);
-            fail("dot_i8_rows differs from the portable kernel on long rows");
+/// `G` rows of [`LONG_ROW`] weights from `w` against `x`, as [`rows_match`] does.
+fn long_rows_match_of<W, const G: usize>(
+    w: &[W],
+    x: &[i16],
+    rows: fn([&[W]; G], &[i16]) -> [i64; G],
+    one: fn(&[W], &[i16]) -> i64,
+) -> u32 {
+    let w_rows: [&[W]; G] = core::array::from_fn(|g| &w[g * LONG_ROW..(g + 1) * LONG_ROW]);
+    let got = rows(black_box(w_rows), black_box(x));
+    for (&got, row) in got.iter().zip(w_rows) {
+        if got != one(row, x) {
+            defmt::error!("{=usize} rows of {=usize}", G, LONG_ROW);
+            fail("a multi-row kernel differs from the portable kernel on long rows");
         }
     }
     G as u32
