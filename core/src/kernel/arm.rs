@@ -351,7 +351,8 @@ fn dot_i8_between(w: &[i8], x: &[i16], start: usize, end: usize) -> i32 {
 
 /// [`dot_i8`] of two weight rows with the same activations, in one pass: each group of four
 /// activations is loaded and paired (`PKHBT`/`PKHTB`) once for both rows, so a term costs
-/// 1.875 instructions (eight terms per iteration) instead of 2.5. Exact, like `dot_i8`; rows are cut to the common length.
+/// 1.875 instructions (eight terms per iteration) instead of 2.5. Exact, like `dot_i8`; rows
+/// are cut to the common length.
 #[cfg(tinyrnn_asm_dsp)]
 #[inline(always)]
 pub fn dot_i8_pair(w: [&[i8]; 2], x: &[i16]) -> [i64; 2] {
@@ -407,6 +408,19 @@ pub fn dot_i8_pair(w: [&[i8]; 2], x: &[i16]) -> [i64; 2] {
     ]
 }
 
+/// Four terms of [`dot_i8_triple`]'s three rows: the activations loaded and paired once.
+#[cfg(tinyrnn_asm_dsp)]
+macro_rules! w8a16_triple_group {
+    () => {
+        concat!(
+            w8a16_pair_activations!(),
+            w8a16_row_four!(w0, acc0),
+            w8a16_row_four!(w1, acc1),
+            w8a16_row_four!(w2, acc2),
+        )
+    };
+}
+
 /// [`dot_i8`] of three weight rows with the same activations, in one pass, like
 /// [`dot_i8_pair`] (1.67 instructions per term): a GRU unit's gate rows.
 #[cfg(tinyrnn_asm_dsp)]
@@ -426,21 +440,12 @@ pub fn dot_i8_triple(w: [&[i8]; 3], x: &[i16]) -> [i64; 3] {
                 // As in `dot_i8_pair`: an odd group first, then two per iteration.
                 "lsrs {n}, {n}, #1",
                 "bcc 3f",
-                w8a16_pair_activations!(),
-                w8a16_row_four!(w0, acc0),
-                w8a16_row_four!(w1, acc1),
-                w8a16_row_four!(w2, acc2),
+                w8a16_triple_group!(),
                 "3:",
                 "beq 4f",
                 "2:",
-                w8a16_pair_activations!(),
-                w8a16_row_four!(w0, acc0),
-                w8a16_row_four!(w1, acc1),
-                w8a16_row_four!(w2, acc2),
-                w8a16_pair_activations!(),
-                w8a16_row_four!(w0, acc0),
-                w8a16_row_four!(w1, acc1),
-                w8a16_row_four!(w2, acc2),
+                w8a16_triple_group!(),
+                w8a16_triple_group!(),
                 "subs {n}, {n}, #1",
                 "bne 2b",
                 "4:",
@@ -466,6 +471,91 @@ pub fn dot_i8_triple(w: [&[i8]; 3], x: &[i16]) -> [i64; 3] {
         (acc[1] + dot_i8_between(w[1], x, done, n)) as i64,
         (acc[2] + dot_i8_between(w[2], x, done, n)) as i64,
     ]
+}
+
+/// [`w8a16_row_four`] with the row's sum in `r7`, which LLVM does not allocate (the Thumb frame
+/// pointer): [`dot_i8_quad`] saves it around its loop.
+#[cfg(tinyrnn_asm_dsp)]
+macro_rules! w8a16_row_four_in {
+    ($w:ident, $acc:literal) => {
+        concat!(
+            "ldr {xa}, [{",
+            stringify!($w),
+            "}], #4\n",
+            "sxtb16 {wo}, {xa}, ror #8\n",
+            "sxtb16 {xa}, {xa}\n",
+            "smlad ",
+            $acc,
+            ", {xa}, {xe}, ",
+            $acc,
+            "\n",
+            "smlad ",
+            $acc,
+            ", {wo}, {xb}, ",
+            $acc,
+            "\n",
+        )
+    };
+}
+
+/// [`dot_i8`] of four weight rows with the same activations (an LSTM unit's gate rows) in one
+/// pass, like [`dot_i8_pair`]: each group of four activations is loaded and paired once for
+/// all four rows, 1.5 instructions per row and term. Fourteen registers are live in the loop,
+/// one more than LLVM hands out to `asm!`, so the last row's sum lives in `r7`, pushed before
+/// the loop and popped after it; it leaves through the register of that row's pointer.
+#[cfg(tinyrnn_asm_dsp)]
+#[inline(always)]
+pub fn dot_i8_quad(w: [&[i8]; 4], x: &[i16]) -> [i64; 4] {
+    let n = w.iter().fold(x.len(), |n, row| n.min(row.len()));
+    if n > portable::I8_BLOCK {
+        return [
+            dot_i8(w[0], x),
+            dot_i8(w[1], x),
+            dot_i8(w[2], x),
+            dot_i8(w[3], x),
+        ];
+    }
+    let quads = n / 4;
+    let mut acc = [0i32; 4];
+    if quads > 0 {
+        let mut row3 = w[3].as_ptr() as usize;
+        // SAFETY: reads 4·quads ≤ n elements of each row and of `x` with `LDR`, which accepts
+        // unaligned addresses (module doc); its only other memory accesses are the push and
+        // pop of r7, which restore r7 and the stack pointer before the block ends.
+        unsafe {
+            core::arch::asm!(
+                "push {{r7}}",
+                "movs r7, #0",
+                "2:",
+                w8a16_pair_activations!(),
+                w8a16_row_four!(w0, acc0),
+                w8a16_row_four!(w1, acc1),
+                w8a16_row_four!(w2, acc2),
+                w8a16_row_four_in!(w3, "r7"),
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                "mov {w3}, r7",
+                "pop {{r7}}",
+                w0 = inout(reg) w[0].as_ptr() => _,
+                w1 = inout(reg) w[1].as_ptr() => _,
+                w2 = inout(reg) w[2].as_ptr() => _,
+                w3 = inout(reg) row3,
+                x = inout(reg) x.as_ptr() => _,
+                n = inout(reg) quads => _,
+                xa = out(reg) _,
+                xb = out(reg) _,
+                xe = out(reg) _,
+                wo = out(reg) _,
+                acc0 = inout(reg) acc[0],
+                acc1 = inout(reg) acc[1],
+                acc2 = inout(reg) acc[2],
+                options(readonly),
+            );
+        }
+        acc[3] = row3 as i32;
+    }
+    let done = n & !3;
+    core::array::from_fn(|g| (acc[g] + dot_i8_between(w[g], x, done, n)) as i64)
 }
 
 /// `Σ w[k] · x[k]` in `f32` with `VLDM` and `VMLA.F32`: the same lanes, roundings and final

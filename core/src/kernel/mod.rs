@@ -128,6 +128,14 @@ pub fn dot_i8_rows<const G: usize>(w: [&[i8]; G], x: &[i16]) -> [i64; G] {
     #[cfg(tinyrnn_asm_dsp)]
     {
         let mut g = 0;
+        if G == 4 {
+            if let (Some(&a), Some(&b), Some(&c), Some(&d)) =
+                (w.first(), w.get(1), w.get(2), w.get(3))
+            {
+                [out[0], out[1], out[2], out[3]] = arm::dot_i8_quad([a, b, c, d], x);
+                g = 4;
+            }
+        }
         if G == 3 {
             if let (Some(&a), Some(&b), Some(&c)) = (w.first(), w.get(1), w.get(2)) {
                 [out[0], out[1], out[2]] = arm::dot_i8_triple([a, b, c], x);
