@@ -177,8 +177,6 @@ pub(crate) fn units_of_eight(gates: [f32x8; 4]) -> [[f32; 4]; 8] {
 /// with the operations of the scalar definitions.
 #[inline(always)]
 fn lstm_lanes<T: TanhLanes>([i, f, g, o]: [T; 4], c: T) -> (T, T) {
-    let half = T::splat(0.5);
-    let sigmoid = |x: T| rational_tanh(half * x).mul_add(half, half);
     let (i, f, g, o) = (sigmoid(i), sigmoid(f), rational_tanh(g), sigmoid(o));
     let c = f.mul_add(c, i * g);
     (o * rational_tanh(c), c)
@@ -188,11 +186,17 @@ fn lstm_lanes<T: TanhLanes>([i, f, g, o]: [T; 4], c: T) -> (T, T) {
 /// scalar definitions.
 #[inline(always)]
 fn gru_lanes<T: TanhLanes>([r, z, n_x, n_h]: [T; 4], h_prev: T) -> T {
-    let half = T::splat(0.5);
-    let sigmoid = |x: T| rational_tanh(half * x).mul_add(half, half);
     let (r, z) = (sigmoid(r), sigmoid(z));
     let n = rational_tanh(r.mul_add(n_h, n_x));
     (T::splat(1.0) - z).mul_add(n, z * h_prev)
+}
+
+/// [`Accurate::sigmoid`](crate::activation::float::Accurate) in every lane:
+/// `tanh(x/2)·½ + ½`.
+#[inline(always)]
+fn sigmoid<T: TanhLanes>(x: T) -> T {
+    let half = T::splat(0.5);
+    rational_tanh(half * x).mul_add(half, half)
 }
 
 /// Vector `g` holds gate `g` of the four units (a 4 × 4 transpose).

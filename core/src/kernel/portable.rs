@@ -53,18 +53,20 @@ pub(crate) fn sum_in_order(w: &[f32], x: &[f32]) -> f32 {
 /// Each product fits in 31 bits; an `i64` sum of fewer than 2³² of them cannot overflow.
 #[inline(always)]
 pub fn dot_i16(w: &[i16], x: &[i16]) -> i64 {
-    // Cores with a long multiply-accumulate (`SMLAL`) take the 64-bit product directly; on
-    // Cortex-M0 that would be a library call, so there the exact i32 product is widened.
+    w.iter()
+        .zip(x)
+        .fold(0i64, |acc, (&w, &x)| acc + product_i16(w, x))
+}
+
+/// `w · x` as an `i64`, in the form each core multiplies fastest: cores with a long
+/// multiply-accumulate (`SMLAL`) take the 64-bit product directly; on Cortex-M0 that would be a
+/// library call, so there the exact `i32` product is widened.
+#[inline(always)]
+fn product_i16(w: i16, x: i16) -> i64 {
     #[cfg(not(tinyrnn_no_long_multiply))]
-    return w
-        .iter()
-        .zip(x)
-        .fold(0i64, |acc, (&w, &x)| acc + w as i64 * x as i64);
+    return w as i64 * x as i64;
     #[cfg(tinyrnn_no_long_multiply)]
-    return w
-        .iter()
-        .zip(x)
-        .fold(0i64, |acc, (&w, &x)| acc + (w as i32 * x as i32) as i64);
+    return (w as i32 * x as i32) as i64;
 }
 
 /// Terms an `i32` can sum exactly: each `i8 · i16` product is at most 2²² in magnitude, and 511 · 2²² < 2³¹.

@@ -158,9 +158,17 @@ pub fn mul_round_q15(a: i16, b: i32) -> i64 {
 /// exact in `i32`: `|a·high| ≤ 2³⁰`, and `a·low + 2¹⁴` lies within ±(2³¹ − 2¹⁵).
 #[inline(always)]
 pub fn mul_round_q15_split(a: i16, b: i32) -> i64 {
+    let (from_high, rounded_low) = mul_round_q15_halves(a, b);
+    2 * from_high as i64 + rounded_low as i64
+}
+
+/// The two exact `i32` parts of [`mul_round_q15_split`]: `(a·high, ⌊(a·low + 2¹⁴) / 2¹⁵⌋)`,
+/// whose `2·first + second` is `round_shift(a · b, 15)`.
+#[inline(always)]
+fn mul_round_q15_halves(a: i16, b: i32) -> (i32, i32) {
     let a = a as i32;
     let (high, low) = (b >> 16, b & 0xFFFF);
-    2 * (a * high) as i64 + ((a * low + (1 << 14)) >> 15) as i64
+    (a * high, (a * low + (1 << 14)) >> 15)
 }
 
 /// A pre-activation from its exact dot products: `sat_i32(round_shift(dot_x, shift_x) +
@@ -278,10 +286,7 @@ pub fn preact_narrow(dot_x: i64, shift_x: i32, dot_h: i64, shift_h: i32, bias: i
 /// `h_part` is nearly always above 2³¹, where the 64-bit product took the long way on every core.
 #[inline(always)]
 pub fn gru_candidate_narrow(x_part: i32, reset: i16, h_part: i32) -> Option<i32> {
-    let a = reset as i32;
-    let (high, low) = (h_part >> 16, h_part & 0xFFFF);
-    let rounded_low = (a * low + (1 << 14)) >> 15;
-    let from_high = a * high;
+    let (from_high, rounded_low) = mul_round_q15_halves(reset, h_part);
     from_high
         .checked_add(from_high)?
         .checked_add(rounded_low)?
