@@ -10,11 +10,11 @@ use anyhow::{bail, Context, Result};
 use tinyrnn_sim::export::F32_FAST;
 use tinyrnn_sim::model_file::Nonlinearity;
 use tinyrnn_sim::target::{
-    self, build, cases, elf,
-    verify::{
-        prepare, run_cases, write_case_table, ModelSpec, PrepareOptions, PreparedCase,
-        RunCasesOptions,
-    },
+    self,
+    cases::CaseSource,
+    elf,
+    isolation::{isolated_build, RunDir},
+    verify::{prepare, run_cases, ModelSpec, PrepareOptions, PreparedCase, RunCasesOptions},
 };
 
 use crate::{cmd, repo_path, repo_root};
@@ -213,7 +213,6 @@ pub fn verify_fixtures() -> Result<()> {
         for batch in batches {
             let batch: Vec<PreparedCase> =
                 batch.into_iter().map(PreparedCase::clone_case).collect();
-            write_case_table(&batch, "verify")?;
             let (batch_rows, built) = run_cases(
                 &batch,
                 machine.target,
@@ -437,7 +436,7 @@ pub fn verify_concurrent() -> Result<()> {
     };
     for round in 0..2 {
         let started = Instant::now();
-        let mut runs = vec![
+        let mut runs = [
             ("good run", &good_args[..], &expected_good),
             ("corrupted run", &bad_args[..], &expected_bad),
         ];
@@ -492,8 +491,8 @@ pub fn verify_concurrent() -> Result<()> {
     Ok(())
 }
 
-/// Writes the `nopanic` case table for `formats` of the [`NOPANIC_FIXTURES`].
-fn write_nopanic_cases(cli: &Path, formats: &[&str]) -> Result<Vec<String>> {
+/// The `nopanic` cases for `formats` of the [`NOPANIC_FIXTURES`], and their names.
+fn nopanic_cases(cli: &Path, formats: &[&str]) -> Result<(Vec<CaseSource>, Vec<String>)> {
     let mut cases = Vec::new();
     for (format, specs) in fixture_specs(cli, Some(NOPANIC_FIXTURES))? {
         if formats.contains(&format.as_str()) {
@@ -502,25 +501,22 @@ fn write_nopanic_cases(cli: &Path, formats: &[&str]) -> Result<Vec<String>> {
     }
     rename(&mut cases);
     let names = cases.iter().map(|c| c.name.clone()).collect();
-    let sources: Vec<cases::CaseSource> = cases.into_iter().map(|c| c.source).collect();
-    cases::write_cases(&target::firmware_dir().join("generated/nopanic"), &sources)?;
-    Ok(names)
+    Ok((cases.into_iter().map(|c| c.source).collect(), names))
+}
+
+/// Builds the `nopanic` firmware with `cases` for `target`; the ELF is in the run directory.
+fn build_nopanic(target: &str, cases: &[CaseSource]) -> Result<(RunDir, target::build::Built)> {
+    let sources: Vec<&CaseSource> = cases.iter().collect();
+    isolated_build(target, "nopanic", &sources, false)
 }
 
 /// The `nopanic` firmware links only if no panic path survives in `step`.
 pub fn panic_free() -> Result<()> {
     let cli = cli()?;
-    let names = write_nopanic_cases(&cli, FORMATS)?;
+    let (cases, names) = nopanic_cases(&cli, FORMATS)?;
     println!("models: {}", names.join(", "));
     for target in NOPANIC_TARGETS {
-        let built = build::build_bin(
-            &target::firmware_dir(),
-            target,
-            "nopanic",
-            &["generated"],
-            false,
-        )
-        .with_context(|| {
+        let (_run_dir, built) = build_nopanic(target, &cases).with_context(|| {
             format!(
                 "the panic-free build for {target} failed to link: a panic path survives in \
                      the inference path (see `undefined symbol: tinyrnn_inference_path_can_panic` \
@@ -535,16 +531,10 @@ pub fn panic_free() -> Result<()> {
     Ok(())
 }
 
-/// Builds the `nopanic` firmware (with the cases last written) and lists the soft-float
-/// routines its ELF contains.
-fn nopanic_soft_float_symbols(target: &str) -> Result<Vec<String>> {
-    let built = build::build_bin(
-        &target::firmware_dir(),
-        target,
-        "nopanic",
-        &["generated"],
-        false,
-    )?;
+/// Builds the `nopanic` firmware with `cases` and lists the soft-float routines its ELF
+/// contains.
+fn nopanic_soft_float_symbols(target: &str, cases: &[CaseSource]) -> Result<Vec<String>> {
+    let (_run_dir, built) = build_nopanic(target, cases)?;
     Ok(elf::symbol_names(&std::fs::read(&built.elf)?)?
         .into_iter()
         .filter(|name| elf::is_soft_float(name))
@@ -554,10 +544,10 @@ fn nopanic_soft_float_symbols(target: &str) -> Result<Vec<String>> {
 /// The q15/w8a16 inference path on Cortex-M0 links no soft-float routine.
 pub fn integer_only() -> Result<()> {
     let cli = cli()?;
-    let names = write_nopanic_cases(&cli, &["q15", "w8a16"])?;
+    let (cases, names) = nopanic_cases(&cli, &["q15", "w8a16"])?;
     println!("models: {}", names.join(", "));
     let target = "thumbv6m-none-eabi";
-    let float = nopanic_soft_float_symbols(target)?;
+    let float = nopanic_soft_float_symbols(target, &cases)?;
     if !float.is_empty() {
         bail!(
             "the fixed-point inference path on {target} links soft-float routines: {}",
@@ -565,8 +555,8 @@ pub fn integer_only() -> Result<()> {
         );
     }
     // The check must be able to fail: the f32 build of the same models does link them.
-    let names = write_nopanic_cases(&cli, &["f32"])?;
-    let f32_float = nopanic_soft_float_symbols(target)?.len();
+    let (cases, names) = nopanic_cases(&cli, &["f32"])?;
+    let f32_float = nopanic_soft_float_symbols(target, &cases)?.len();
     if f32_float == 0 {
         bail!(
             "sanity check: the f32 build ({}) shows no soft-float symbol; the scan is broken",
