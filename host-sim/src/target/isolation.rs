@@ -312,9 +312,10 @@ mod tests {
 
     #[test]
     fn build_cases_writes_the_table_under_the_lock_and_reports_a_failed_build() {
-        // No firmware workspace here: the table is written, then the build fails with a
-        // message (cargo finds no manifest), not a panic.
+        // A broken firmware manifest (so that cargo stops at once and looks no further up):
+        // the table is written, then the build fails with a message, not a panic.
         let firmware = scratch();
+        std::fs::write(firmware.path().join("Cargo.toml"), "[package]\n").expect("write");
         let lock = FirmwareLock::acquire(firmware.path()).expect("lock");
         let run_dir = RunDir::create(&lock, "verify-x").expect("run dir");
         let case = CaseSource {
