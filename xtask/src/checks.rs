@@ -316,6 +316,8 @@ pub fn verify_corrupt() -> Result<()> {
 struct Expected<'a> {
     /// The model file's stem, which names the run's only result row.
     stem: &'a str,
+    /// The other run's model, which this run's output must not mention.
+    other: &'a str,
     /// Steps of its input.
     steps: usize,
     /// `None`: every output matches; `Some(step)`: the first mismatch is there.
@@ -361,8 +363,17 @@ fn check_concurrent_run(
             expected.mismatch
         );
     }
+    if stderr.contains(expected.other)
+        || String::from_utf8_lossy(&output.stdout).contains(expected.other)
+    {
+        bail!(
+            "{}\nthe output mentions the other run's model {}",
+            context(),
+            expected.other
+        );
+    }
     if let Some(step) = expected.mismatch {
-        // The failure names this run's model and step, and nothing of the other run.
+        // The failure names this run's model and step.
         let message = format!("{name} on {CONCURRENT_TARGET} (first mismatch at step {step})");
         if !stderr.contains(&message) {
             bail!("{}\nexpected the message `{message}`", context());
@@ -426,11 +437,13 @@ pub fn verify_concurrent() -> Result<()> {
     ];
     let expected_good = Expected {
         stem: &good_stem,
+        other: CONCURRENT_CORRUPT,
         steps: steps_of(&good_input)?,
         mismatch: None,
     };
     let expected_bad = Expected {
         stem: CONCURRENT_CORRUPT,
+        other: CONCURRENT_GOOD,
         steps: steps_of(&bad_input)?,
         mismatch: Some(CONCURRENT_STEP),
     };
