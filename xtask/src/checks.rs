@@ -1,5 +1,6 @@
 //! On-target checks of `cargo xtask test`: verification of the PyTorch fixtures (f32,
-//! f32-fast, q15, w8a16) on every ARM target under QEMU, a corrupted golden vector that must be caught, the
+//! f32-fast, q15, w8a16) on every ARM target under QEMU, a corrupted golden vector that must be caught,
+//! two `tinyrnn verify` runs at once that must not see each other's firmware, the
 //! panic-free inference build and the integer-only (no soft-float) check on Cortex-M0.
 
 use std::path::{Path, PathBuf};
@@ -9,11 +10,11 @@ use anyhow::{bail, Context, Result};
 use tinyrnn_sim::export::F32_FAST;
 use tinyrnn_sim::model_file::Nonlinearity;
 use tinyrnn_sim::target::{
-    self, build, cases, elf,
-    verify::{
-        prepare, run_cases, write_case_table, ModelSpec, PrepareOptions, PreparedCase,
-        RunCasesOptions,
-    },
+    self,
+    cases::CaseSource,
+    elf,
+    isolation::{isolated_build, RunDir},
+    verify::{prepare, run_cases, ModelSpec, PrepareOptions, PreparedCase, RunCasesOptions},
 };
 
 use crate::{cmd, repo_path, repo_root};
@@ -34,6 +35,14 @@ const NOPANIC_FIXTURES: &[&str] = &["rnn_relu_2l_head", "lstm_1l_head", "gru_2l_
 /// The fixture used for the corrupted-golden check, and the step that is corrupted.
 const CORRUPT_FIXTURE: &str = "gru_2l_head";
 const CORRUPT_STEP: usize = 7;
+
+/// The concurrent-runs check: one good model and one with a corrupted golden vector, of
+/// different shapes, verified at the same time on the same target. The M3's QEMU machine is
+/// the one that prints the "Timer with period zero" line that must not reach the user.
+const CONCURRENT_GOOD: &str = "gru_2l_head";
+const CONCURRENT_CORRUPT: &str = "lstm_1l_head";
+const CONCURRENT_STEP: usize = 5;
+const CONCURRENT_TARGET: &str = "thumbv7m-none-eabi";
 
 /// One PyTorch parity fixture.
 struct Fixture {
@@ -204,7 +213,6 @@ pub fn verify_fixtures() -> Result<()> {
         for batch in batches {
             let batch: Vec<PreparedCase> =
                 batch.into_iter().map(PreparedCase::clone_case).collect();
-            write_case_table(&batch, "verify")?;
             let (batch_rows, built) = run_cases(
                 &batch,
                 machine.target,
@@ -304,8 +312,200 @@ pub fn verify_corrupt() -> Result<()> {
     Ok(())
 }
 
-/// Writes the `nopanic` case table for `formats` of the [`NOPANIC_FIXTURES`].
-fn write_nopanic_cases(cli: &Path, formats: &[&str]) -> Result<Vec<String>> {
+/// What one `tinyrnn verify --json` run of the concurrent check must report.
+struct Expected<'a> {
+    /// The model file's stem, which names the run's only result row.
+    stem: &'a str,
+    /// The other run's model, which this run's output must not mention.
+    other: &'a str,
+    /// Steps of its input.
+    steps: usize,
+    /// `None`: every output matches; `Some(step)`: the first mismatch is there.
+    mismatch: Option<usize>,
+}
+
+/// Checks one finished run of the concurrent check against what it alone must report.
+fn check_concurrent_run(
+    label: &str,
+    output: &std::process::Output,
+    expected: &Expected<'_>,
+) -> Result<()> {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let context = || format!("{label}: {}, stderr:\n{stderr}", output.status);
+    if output.status.success() != expected.mismatch.is_none() {
+        bail!(
+            "{}\nexpected {}",
+            context(),
+            if expected.mismatch.is_none() {
+                "success"
+            } else {
+                "a failure"
+            }
+        );
+    }
+    let rows: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .with_context(|| format!("{}\nno JSON on stdout", context()))?;
+    let [row] = rows.as_array().map(Vec::as_slice).unwrap_or_default() else {
+        bail!("{}\nexpected one result row, got {rows}", context());
+    };
+    let name = row["name"].as_str().unwrap_or_default();
+    let first_mismatch = row["first_mismatch"].as_u64().map(|s| s as usize);
+    if !name.starts_with(expected.stem)
+        || row["steps"].as_u64() != Some(expected.steps as u64)
+        || row["target"].as_str() != Some(CONCURRENT_TARGET)
+        || first_mismatch != expected.mismatch
+    {
+        bail!(
+            "{}\nexpected model {} ({} steps, first mismatch {:?}), got {row}",
+            context(),
+            expected.stem,
+            expected.steps,
+            expected.mismatch
+        );
+    }
+    if stderr.contains(expected.other)
+        || String::from_utf8_lossy(&output.stdout).contains(expected.other)
+    {
+        bail!(
+            "{}\nthe output mentions the other run's model {}",
+            context(),
+            expected.other
+        );
+    }
+    if let Some(step) = expected.mismatch {
+        // The failure names this run's model and step.
+        let message = format!("{name} on {CONCURRENT_TARGET} (first mismatch at step {step})");
+        if !stderr.contains(&message) {
+            bail!("{}\nexpected the message `{message}`", context());
+        }
+    }
+    if stderr.contains("Timer with period zero") {
+        bail!(
+            "{}\nQEMU's known \"Timer with period zero\" line leaked into the output",
+            context()
+        );
+    }
+    Ok(())
+}
+
+/// Two `tinyrnn verify` runs started at once on the same target, one good and one whose golden
+/// vector is corrupted, of different shapes: each must report its own model, the good one must
+/// pass and the corrupted one must fail alone, at its step. Two rounds, started in both orders.
+pub fn verify_concurrent() -> Result<()> {
+    let cli = cli()?;
+    let fixture = |name: &str| repo_path(&format!("tests/fixtures/pytorch/{name}"));
+    let steps_of = |input: &Path| -> Result<usize> {
+        let text = std::fs::read_to_string(input)
+            .with_context(|| format!("reading {}", input.display()))?;
+        Ok(text.lines().filter(|l| !l.trim().is_empty()).count())
+    };
+    let good = Fixture {
+        name: CONCURRENT_GOOD.into(),
+        dir: fixture(CONCURRENT_GOOD),
+        nonlinearity: Nonlinearity::Tanh,
+    };
+    let good_model = quantized(&cli, &good, "q15")?;
+    let good_input = good.dir.join("input.csv");
+    let bad_model = fixture(CONCURRENT_CORRUPT).join("model.safetensors");
+    let bad_input = fixture(CONCURRENT_CORRUPT).join("input.csv");
+    let good_stem = format!("{CONCURRENT_GOOD}_q15");
+    let step = CONCURRENT_STEP.to_string();
+    let path = |p: &Path| p.to_string_lossy().into_owned();
+    // The good model streams its input (run-directory files), the other runs from flash.
+    let good_args = [
+        "verify".to_owned(),
+        "--model".into(),
+        path(&good_model),
+        "--input".into(),
+        path(&good_input),
+        "--target".into(),
+        CONCURRENT_TARGET.into(),
+        "--stream".into(),
+        "--json".into(),
+    ];
+    let bad_args = [
+        "verify".to_owned(),
+        "--model".into(),
+        path(&bad_model),
+        "--input".into(),
+        path(&bad_input),
+        "--target".into(),
+        CONCURRENT_TARGET.into(),
+        "--corrupt-golden".into(),
+        step,
+        "--json".into(),
+    ];
+    let expected_good = Expected {
+        stem: &good_stem,
+        other: CONCURRENT_CORRUPT,
+        steps: steps_of(&good_input)?,
+        mismatch: None,
+    };
+    let expected_bad = Expected {
+        stem: CONCURRENT_CORRUPT,
+        other: CONCURRENT_GOOD,
+        steps: steps_of(&bad_input)?,
+        mismatch: Some(CONCURRENT_STEP),
+    };
+    for round in 0..2 {
+        let started = Instant::now();
+        let mut runs = [
+            ("good run", &good_args[..], &expected_good),
+            ("corrupted run", &bad_args[..], &expected_bad),
+        ];
+        if round == 1 {
+            runs.reverse();
+        }
+        let children = runs
+            .iter()
+            .map(|(label, args, _)| {
+                let mut command = cmd::command(repo_root(), &cli.to_string_lossy(), args);
+                println!("$ {} &", cmd::describe(&command));
+                command
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .with_context(|| format!("starting the {label}"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        // Collected in threads: a child blocked on a full pipe would stall the other wait.
+        let outputs = std::thread::scope(|scope| {
+            let waits: Vec<_> = children
+                .into_iter()
+                .map(|child| scope.spawn(move || child.wait_with_output()))
+                .collect();
+            waits
+                .into_iter()
+                .map(|w| w.join().expect("wait thread panicked"))
+                .collect::<std::io::Result<Vec<_>>>()
+        })
+        .context("waiting for tinyrnn verify")?;
+        // Both verdicts, so that a mix-up shows from both sides.
+        let errors: Vec<String> = runs
+            .iter()
+            .zip(&outputs)
+            .filter_map(|((label, _, expected), output)| {
+                check_concurrent_run(label, output, expected)
+                    .err()
+                    .map(|e| format!("{e:#}"))
+            })
+            .collect();
+        if !errors.is_empty() {
+            bail!("round {}:\n{}", round + 1, errors.join("\n\n"));
+        }
+        println!(
+            "   round {}: both runs at once in {:.1} s; {good_stem} q15 matches on \
+             {CONCURRENT_TARGET}, {CONCURRENT_CORRUPT} f32 fails alone at step \
+             {CONCURRENT_STEP}",
+            round + 1,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// The `nopanic` cases for `formats` of the [`NOPANIC_FIXTURES`], and their names.
+fn nopanic_cases(cli: &Path, formats: &[&str]) -> Result<(Vec<CaseSource>, Vec<String>)> {
     let mut cases = Vec::new();
     for (format, specs) in fixture_specs(cli, Some(NOPANIC_FIXTURES))? {
         if formats.contains(&format.as_str()) {
@@ -314,25 +514,22 @@ fn write_nopanic_cases(cli: &Path, formats: &[&str]) -> Result<Vec<String>> {
     }
     rename(&mut cases);
     let names = cases.iter().map(|c| c.name.clone()).collect();
-    let sources: Vec<cases::CaseSource> = cases.into_iter().map(|c| c.source).collect();
-    cases::write_cases(&target::firmware_dir().join("generated/nopanic"), &sources)?;
-    Ok(names)
+    Ok((cases.into_iter().map(|c| c.source).collect(), names))
+}
+
+/// Builds the `nopanic` firmware with `cases` for `target`; the ELF is in the run directory.
+fn build_nopanic(target: &str, cases: &[CaseSource]) -> Result<(RunDir, target::build::Built)> {
+    let sources: Vec<&CaseSource> = cases.iter().collect();
+    isolated_build(target, "nopanic", &sources, false)
 }
 
 /// The `nopanic` firmware links only if no panic path survives in `step`.
 pub fn panic_free() -> Result<()> {
     let cli = cli()?;
-    let names = write_nopanic_cases(&cli, FORMATS)?;
+    let (cases, names) = nopanic_cases(&cli, FORMATS)?;
     println!("models: {}", names.join(", "));
     for target in NOPANIC_TARGETS {
-        let built = build::build_bin(
-            &target::firmware_dir(),
-            target,
-            "nopanic",
-            &["generated"],
-            false,
-        )
-        .with_context(|| {
+        let (_run_dir, built) = build_nopanic(target, &cases).with_context(|| {
             format!(
                 "the panic-free build for {target} failed to link: a panic path survives in \
                      the inference path (see `undefined symbol: tinyrnn_inference_path_can_panic` \
@@ -347,16 +544,10 @@ pub fn panic_free() -> Result<()> {
     Ok(())
 }
 
-/// Builds the `nopanic` firmware (with the cases last written) and lists the soft-float
-/// routines its ELF contains.
-fn nopanic_soft_float_symbols(target: &str) -> Result<Vec<String>> {
-    let built = build::build_bin(
-        &target::firmware_dir(),
-        target,
-        "nopanic",
-        &["generated"],
-        false,
-    )?;
+/// Builds the `nopanic` firmware with `cases` and lists the soft-float routines its ELF
+/// contains.
+fn nopanic_soft_float_symbols(target: &str, cases: &[CaseSource]) -> Result<Vec<String>> {
+    let (_run_dir, built) = build_nopanic(target, cases)?;
     Ok(elf::symbol_names(&std::fs::read(&built.elf)?)?
         .into_iter()
         .filter(|name| elf::is_soft_float(name))
@@ -366,10 +557,10 @@ fn nopanic_soft_float_symbols(target: &str) -> Result<Vec<String>> {
 /// The q15/w8a16 inference path on Cortex-M0 links no soft-float routine.
 pub fn integer_only() -> Result<()> {
     let cli = cli()?;
-    let names = write_nopanic_cases(&cli, &["q15", "w8a16"])?;
+    let (cases, names) = nopanic_cases(&cli, &["q15", "w8a16"])?;
     println!("models: {}", names.join(", "));
     let target = "thumbv6m-none-eabi";
-    let float = nopanic_soft_float_symbols(target)?;
+    let float = nopanic_soft_float_symbols(target, &cases)?;
     if !float.is_empty() {
         bail!(
             "the fixed-point inference path on {target} links soft-float routines: {}",
@@ -377,8 +568,8 @@ pub fn integer_only() -> Result<()> {
         );
     }
     // The check must be able to fail: the f32 build of the same models does link them.
-    let names = write_nopanic_cases(&cli, &["f32"])?;
-    let f32_float = nopanic_soft_float_symbols(target)?.len();
+    let (cases, names) = nopanic_cases(&cli, &["f32"])?;
+    let f32_float = nopanic_soft_float_symbols(target, &cases)?.len();
     if f32_float == 0 {
         bail!(
             "sanity check: the f32 build ({}) shows no soft-float symbol; the scan is broken",

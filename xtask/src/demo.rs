@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use tinyrnn_sim::export::is_float_format;
 use tinyrnn_sim::target::classify::{self, LabelledCase};
-use tinyrnn_sim::target::{build, elf, firmware_dir, has_fpu, qemu::Machine};
+use tinyrnn_sim::target::{elf, has_fpu, isolation::isolated_build, qemu::Machine};
 
 use crate::{cmd, repo_path, repo_root, steps::Step, tools};
 
@@ -239,9 +239,7 @@ fn eval() -> Result<()> {
 /// The q15 model and every test recording, prepared for the firmware.
 fn labelled_case() -> Result<LabelledCase> {
     require(Q15_MODEL, "quantize")?;
-    let labelled = classify::prepare_dataset(&repo_path(Q15_MODEL), &repo_path(TEST_DATA))?;
-    classify::write_table(&labelled, FIRMWARE_BIN)?;
-    Ok(labelled)
+    classify::prepare_dataset(&repo_path(Q15_MODEL), &repo_path(TEST_DATA))
 }
 
 fn firmware() -> Result<()> {
@@ -259,16 +257,14 @@ fn firmware() -> Result<()> {
     );
     for (target, core) in DEVICES {
         println!("building the {FIRMWARE_BIN} firmware for {core} ({target}) …");
-        let built = build::build_bin(&firmware_dir(), target, FIRMWARE_BIN, &["generated"], false)?;
+        // The ELF checked below is this run's copy (removed with `_run_dir`).
+        let (_run_dir, built) =
+            isolated_build(target, FIRMWARE_BIN, &[&labelled.case.source], false)?;
         let size = std::fs::metadata(&built.elf).map_or(0, |m| m.len());
         println!(
-            "   built in {:.1} s: {} ({size} bytes with debug info)",
+            "   built in {:.1} s: firmware/target/{target}/release/{FIRMWARE_BIN} ({size} bytes \
+             with debug info)",
             built.elapsed.as_secs_f64(),
-            built
-                .elf
-                .strip_prefix(repo_root())
-                .unwrap_or(&built.elf)
-                .display()
         );
         if !has_fpu(target) && !is_float_format(&labelled.case.format) {
             // A fixed-point model on a core without FPU: pure integer arithmetic.

@@ -58,6 +58,11 @@ pub fn steps() -> Vec<Step> {
             run: checks::verify_corrupt,
         },
         Step {
+            name: "verify-concurrent",
+            about: "two tinyrnn verify runs at once (different models, same target) each report their own result",
+            run: checks::verify_concurrent,
+        },
+        Step {
             name: "panic-free",
             about: "inference firmware links without a panic handler (M0, M4F)",
             run: checks::panic_free,

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::export::F32_FAST;
 use crate::target::bench::cases;
-use crate::target::verify::{run_cases, write_case_table, PreparedCase, RunCasesOptions};
+use crate::target::verify::{run_cases, PreparedCase, RunCasesOptions};
 
 /// Arguments of `tinyrnn bench`.
 #[derive(clap::Args, Debug)]
@@ -102,7 +102,6 @@ pub fn main(args: Args) -> Result<()> {
         for group in groups {
             let group: Vec<PreparedCase> =
                 group.into_iter().map(PreparedCase::clone_case).collect();
-            write_case_table(&group, "bench")?;
             let (rows, built) = run_cases(
                 &group,
                 target,

@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use crate::cmd::run::parse_nonlinearity;
 use crate::model_file::Nonlinearity;
 use crate::target::verify::{
-    prepare, run_cases, write_case_table, CaseResult, ModelSpec, PrepareOptions, RunCasesOptions,
+    prepare, run_cases, CaseResult, ModelSpec, PrepareOptions, RunCasesOptions,
 };
 
 /// Arguments of `tinyrnn verify`.
@@ -111,7 +111,6 @@ pub fn main(args: Args) -> Result<()> {
             corrupt_golden: args.corrupt_golden,
         },
     )?;
-    write_case_table(&cases, "verify")?;
     let timeout = crate::target::qemu::timeout()?;
     let mut results = Vec::new();
     for target in targets {

@@ -13,9 +13,7 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use super::build::Built;
-use super::verify::{
-    run_cases, write_case_table, CaseResult, PreparedCase, RunCasesOptions, STREAM_FLASH_STEPS,
-};
+use super::verify::{run_cases, CaseResult, PreparedCase, RunCasesOptions, STREAM_FLASH_STEPS};
 use crate::dataset::{self, Labels};
 use crate::evaluation::argmax;
 use crate::export::{is_float_format, Exportable, Golden};
@@ -185,13 +183,8 @@ pub struct DeviceClassification {
     pub result: CaseResult,
 }
 
-/// Writes the case table of `bin` (`firmware/generated/<bin>/`) for `labelled`.
-pub fn write_table(labelled: &LabelledCase, bin: &str) -> Result<()> {
-    write_case_table(std::slice::from_ref(&labelled.case), bin)
-}
-
-/// Builds `bin` for `target` (the table must be written with [`write_table`]), streams every
-/// recording through it under QEMU and compares the device with the host.
+/// Builds `bin` for `target` with `labelled` as its only case, streams every recording through
+/// it under QEMU and compares the device with the host.
 pub fn classify_on_target(
     labelled: &LabelledCase,
     target: &str,

@@ -4,7 +4,8 @@
 //! `tinyrnn bench`.
 //!
 //! The firmware is found at `$TINYRNN_FIRMWARE_DIR`, or else at `firmware/` beside this crate
-//! (the source checkout the binary was built from).
+//! (the source checkout the binary was built from). Runs started at the same time from one
+//! checkout do not see each other's firmware: see [`isolation`].
 
 pub mod bench;
 pub mod build;
@@ -12,6 +13,7 @@ pub mod cases;
 pub mod classify;
 pub mod defmt_log;
 pub mod elf;
+pub mod isolation;
 pub mod qemu;
 pub mod verify;
 

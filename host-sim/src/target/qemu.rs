@@ -2,7 +2,7 @@
 //! defmt log decoded and its exit status taken from QEMU itself.
 
 use std::{
-    io::Read,
+    io::{BufRead, BufReader, Read, Write},
     path::Path,
     process::{Command, ExitStatus, Stdio},
     thread,
@@ -61,6 +61,38 @@ pub const QEMU: &str = "qemu-system-arm";
 pub const QEMU_INSTALL_HINT: &str =
     "install it with `sudo apt-get update && sudo apt-get install -y \
      qemu-system-arm` (Debian/Ubuntu; `cargo xtask qemu-setup` does this when run as root)";
+
+/// Lines QEMU prints on stderr that say nothing about the firmware: `lm3s6965evb` (the M3
+/// machine) reports that the firmware never started one of its timers.
+pub const KNOWN_QEMU_NOISE: &[&str] = &["Timer with period zero, disabling"];
+
+/// Whether a line of QEMU's stderr is one of [`KNOWN_QEMU_NOISE`] (with or without QEMU's
+/// `qemu-system-arm: ` prefix).
+pub fn is_known_noise(line: &[u8]) -> bool {
+    let line = String::from_utf8_lossy(line);
+    let line = line.trim_end();
+    let line = line
+        .strip_prefix(QEMU)
+        .and_then(|rest| rest.strip_prefix(": "))
+        .unwrap_or(line);
+    KNOWN_QEMU_NOISE.contains(&line)
+}
+
+/// Copies `stderr` to `out` line by line, leaving out [`KNOWN_QEMU_NOISE`].
+fn pass_stderr_through(stderr: impl Read, out: &mut impl Write) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stderr);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            return Ok(());
+        }
+        if !is_known_noise(&line) {
+            out.write_all(&line)?;
+            out.flush()?;
+        }
+    }
+}
 
 /// How long a firmware run may take before it is killed and reported as hung, unless
 /// `TINYRNN_QEMU_TIMEOUT_SECS` (or the older `XTASK_QEMU_TIMEOUT_SECS`) says otherwise.
@@ -168,7 +200,8 @@ pub struct RunOptions<'a> {
 }
 
 /// Runs `elf` on `target`'s QEMU machine, printing the decoded log as it arrives (prefixed
-/// with `prefix`). QEMU is killed after `timeout`. QEMU's stderr is passed through.
+/// with `prefix`). QEMU is killed after `timeout`. QEMU's stderr is passed through, but for
+/// [`KNOWN_QEMU_NOISE`].
 pub fn run_in_qemu(elf: &Path, target: &str, timeout: Duration, prefix: &str) -> Result<QemuRun> {
     run_with(
         elf,
@@ -181,7 +214,8 @@ pub fn run_in_qemu(elf: &Path, target: &str, timeout: Duration, prefix: &str) ->
     )
 }
 
-/// Runs `elf` on `target`'s QEMU machine with `options`; QEMU's stderr is passed through.
+/// Runs `elf` on `target`'s QEMU machine with `options`; QEMU's stderr is passed through, but
+/// for [`KNOWN_QEMU_NOISE`].
 pub fn run_with(elf: &Path, target: &str, options: &RunOptions<'_>) -> Result<QemuRun> {
     let machine = Machine::for_target(target)?;
     ensure_qemu()?;
@@ -200,12 +234,16 @@ pub fn run_with(elf: &Path, target: &str, options: &RunOptions<'_>) -> Result<Qe
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("could not start `{QEMU}`; {QEMU_INSTALL_HINT}"))?;
     let mut stdout = child.stdout.take().context("QEMU stdout")?;
+    let stderr = child.stderr.take().context("QEMU stderr")?;
 
     thread::scope(|scope| {
+        // Ends when QEMU closes its stderr; a failed write to our own stderr loses nothing
+        // the run's result depends on.
+        scope.spawn(|| pass_stderr_through(stderr, &mut std::io::stderr().lock()).ok());
         let reader = scope.spawn(|| -> Result<Vec<LogLine>> {
             let mut stream = table.stream();
             let mut lines = Vec::new();
@@ -306,6 +344,25 @@ mod tests {
                 machine.target
             );
         }
+    }
+
+    #[test]
+    fn the_known_timer_line_is_dropped_and_other_stderr_passes_through() {
+        assert!(is_known_noise(b"Timer with period zero, disabling\n"));
+        assert!(is_known_noise(
+            b"qemu-system-arm: Timer with period zero, disabling\r\n"
+        ));
+        assert!(!is_known_noise(
+            b"qemu-system-arm: -kernel x: No such file\n"
+        ));
+        assert!(!is_known_noise(
+            b"Timer with period zero, disabling and more\n"
+        ));
+        let stderr: &[u8] = b"Timer with period zero, disabling\nreal error \xff\n\
+            Timer with period zero, disabling\nlast line without newline";
+        let mut out = Vec::new();
+        pass_stderr_through(stderr, &mut out).expect("copy");
+        assert_eq!(out, b"real error \xff\nlast line without newline");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! On-target runs of exported models: export (in-process), write the firmware case table,
 //! build the firmware for a target, run it under QEMU, parse its defmt report, read its ELF
 //! sizes, and compare every output of every step with the host. Used by `tinyrnn verify`,
-//! `tinyrnn bench` and `cargo xtask test`.
+//! `tinyrnn bench` and `cargo xtask test`; runs at the same time are isolated from each other
+//! (see [`super::isolation`]).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -9,9 +10,10 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use super::build::{build_bin, Built};
-use super::cases::{write_cases, CaseSource};
+use super::build::Built;
+use super::cases::CaseSource;
 use super::defmt_log::LogLine;
+use super::isolation::isolated_build;
 use super::qemu::{self, Machine, RunOptions};
 use crate::export::{is_float_format, ExportInfo, Exportable, Golden};
 use crate::model_file::Nonlinearity;
@@ -374,21 +376,10 @@ pub struct RunCasesOptions<'a> {
     pub timeout: Duration,
 }
 
-/// Writes the case table for `options.bin` (call once, then [`run_cases`] per target).
-pub fn write_case_table(cases: &[PreparedCase], bin: &str) -> Result<()> {
-    let sources: Vec<CaseSource> = cases
-        .iter()
-        .map(|c| CaseSource {
-            name: c.source.name.clone(),
-            source: c.source.source.clone(),
-            stream: c.source.stream,
-        })
-        .collect();
-    write_cases(&super::firmware_dir().join("generated").join(bin), &sources)
-}
-
-/// Builds the firmware for `target` (the case table must be written), runs it under QEMU and
-/// returns one result per case, plus the build.
+/// Builds the `options.bin` firmware with `cases` for `target`, runs it under QEMU and returns
+/// one result per case, plus the build. The case table is written and the firmware built
+/// under the firmware lock; QEMU runs this run's own copy of the ELF in its own run directory,
+/// removed afterwards.
 pub fn run_cases(
     cases: &[PreparedCase],
     target: &str,
@@ -396,29 +387,13 @@ pub fn run_cases(
 ) -> Result<(Vec<CaseResult>, Built)> {
     let machine = Machine::for_target(target)?;
     qemu::ensure_qemu()?;
-    let firmware = super::firmware_dir();
-    let built = build_bin(
-        &firmware,
-        target,
-        options.bin,
-        &["generated"],
-        options.verbose,
-    )?;
+    let sources: Vec<&CaseSource> = cases.iter().map(|c| &c.source).collect();
+    // Semihosting file names are relative to QEMU's working directory: the run directory.
+    let (run_dir, built) = isolated_build(target, options.bin, &sources, options.verbose)?;
+    let run_dir_path = run_dir.path();
     let elf =
         std::fs::read(&built.elf).with_context(|| format!("reading {}", built.elf.display()))?;
     let sizes = super::elf::sizes(&elf).with_context(|| built.elf.display().to_string())?;
-
-    // Semihosting file names are relative to QEMU's working directory.
-    let run_dir = std::env::temp_dir().join(format!(
-        "tinyrnn-{}-{}-{}",
-        options.bin,
-        target,
-        std::process::id()
-    ));
-    if run_dir.exists() {
-        std::fs::remove_dir_all(&run_dir).ok();
-    }
-    std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
     for (index, case) in cases.iter().enumerate() {
         if case.source.stream {
             let bytes: Vec<u8> = case
@@ -427,14 +402,17 @@ pub fn run_cases(
                 .flatten()
                 .flat_map(|w| w.to_le_bytes())
                 .collect();
-            std::fs::write(run_dir.join(format!("case{index}.in")), bytes)?;
+            let path = run_dir_path.join(format!("case{index}.in"));
+            std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
             if !case.sequence_lengths.is_empty() {
                 let lengths: Vec<u8> = case
                     .sequence_lengths
                     .iter()
                     .flat_map(|&n| (n as u32).to_le_bytes())
                     .collect();
-                std::fs::write(run_dir.join(format!("case{index}.seq")), lengths)?;
+                let path = run_dir_path.join(format!("case{index}.seq"));
+                std::fs::write(&path, lengths)
+                    .with_context(|| format!("writing {}", path.display()))?;
             }
         }
     }
@@ -444,7 +422,7 @@ pub fn run_cases(
         target,
         &RunOptions {
             timeout: options.timeout,
-            cwd: Some(&run_dir),
+            cwd: Some(run_dir_path),
             echo,
         },
     );
@@ -492,7 +470,7 @@ pub fn run_cases(
             }
             let mut device_outputs = Vec::new();
             let (first_mismatch, max_abs_diff, steps) = if options.compare {
-                let path = run_dir.join(format!("case{index}.out"));
+                let path = run_dir_path.join(format!("case{index}.out"));
                 let bytes = std::fs::read(&path)
                     .with_context(|| format!("case {index} ({}): no output file", case.name))?;
                 let got: Vec<u32> = bytes
@@ -547,7 +525,7 @@ pub fn run_cases(
         }
         Ok(results)
     })();
-    std::fs::remove_dir_all(&run_dir).ok();
+    drop(run_dir);
     result.map(|r| (r, built))
 }
 
