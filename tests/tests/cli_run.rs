@@ -123,14 +123,21 @@ fn run_fast_flag_uses_fast_activations() {
     assert!(bad.is_empty(), "{bad:?}");
 }
 
+/// The tool never creates a directory it was not asked for: a missing parent is an error that
+/// names it, and nothing is created.
 #[test]
-fn run_creates_missing_output_directory() {
+fn run_refuses_missing_output_directory() {
     let tmp = TempDir::new().unwrap();
     let case = Case::load("gru_bare");
     let output = tmp.path().join("a/b/out.csv");
     let out = run(&case.model_path(), &case.input_path(), &output, &[]);
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert_eq!(read_csv_f64(&output).len(), case.meta.steps);
+    let dir = tmp.path().join("a/b");
+    assert_clean_failure(
+        "missing output directory",
+        &out,
+        &["--output", &format!("the directory {} does not exist", dir.display())],
+    );
+    assert!(!tmp.path().join("a").exists(), "a directory was created");
 }
 
 // ---------------------------------------------------------------------------------------------
