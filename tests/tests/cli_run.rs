@@ -135,7 +135,10 @@ fn run_refuses_missing_output_directory() {
     assert_clean_failure(
         "missing output directory",
         &out,
-        &["--output", &format!("the directory {} does not exist", dir.display())],
+        &[
+            "--output",
+            &format!("the directory {} does not exist", dir.display()),
+        ],
     );
     assert!(!tmp.path().join("a").exists(), "a directory was created");
 }
