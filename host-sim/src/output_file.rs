@@ -16,7 +16,10 @@
 //!
 //! A destination that is a symbolic link is written through: the file the link points to is
 //! replaced, the link stays. An existing destination keeps its permissions; a new one gets the
-//! usual `0666` minus the process umask.
+//! usual `0666` minus the process umask; a read-only one is not replaced. A device or pipe
+//! (`/dev/stdout`, a FIFO) is written directly. A process killed while writing (SIGKILL,
+//! SIGXFSZ) leaves its temporary file, named `.<name>.<random>.tinyrnn-tmp`, beside the
+//! untouched destination.
 
 use std::fs;
 use std::io::{BufWriter, Write};
@@ -111,6 +114,11 @@ impl OutputFile {
             .tempfile_in(&dir)
             .map_err(|e| anyhow!("{what}: cannot create the file: {e}"))?;
         if let Ok(existing) = fs::metadata(&target) {
+            // The rename would succeed where writing into the file would not: keep the
+            // protection a read-only file asks for.
+            if existing.permissions().readonly() {
+                bail!("{what}: cannot replace the file: it is read-only");
+            }
             // Replacing a file should not change who may read it.
             temp.as_file()
                 .set_permissions(existing.permissions())
@@ -346,12 +354,42 @@ mod tests {
         let p = d.path().join("new.txt");
         write_atomically("", &p, b"x").unwrap();
         let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
-        // Not tempfile's private 0600: group/other bits follow the umask (commonly 022).
-        assert_ne!(mode, 0o600, "{mode:o}");
+        // What any new file gets (not tempfile's private 0600): 0666 minus the umask.
+        #[cfg(target_os = "linux")]
+        {
+            let status = fs::read_to_string("/proc/self/status").unwrap();
+            let umask = status
+                .lines()
+                .find_map(|l| l.strip_prefix("Umask:"))
+                .map(|v| u32::from_str_radix(v.trim(), 8).unwrap())
+                .unwrap();
+            assert_eq!(mode, 0o666 & !umask, "{mode:o}, umask {umask:o}");
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = mode;
         fs::set_permissions(&p, fs::Permissions::from_mode(0o640)).unwrap();
         write_atomically("", &p, b"y").unwrap();
         let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o640);
+    }
+
+    #[test]
+    fn a_read_only_file_is_not_replaced() {
+        let d = dir();
+        let p = d.path().join("keep.csv");
+        fs::write(&p, "old").unwrap();
+        let mut perm = fs::metadata(&p).unwrap().permissions();
+        perm.set_readonly(true);
+        fs::set_permissions(&p, perm).unwrap();
+        let e = write_atomically("--out", &p, b"new")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.ends_with("keep.csv: cannot replace the file: it is read-only"),
+            "{e}"
+        );
+        assert_eq!(fs::read_to_string(&p).unwrap(), "old");
+        assert_eq!(entries(d.path()), ["keep.csv"]);
     }
 
     #[cfg(unix)]
