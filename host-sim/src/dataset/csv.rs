@@ -363,6 +363,14 @@ fn dir_entries(dir: &Path) -> Result<Vec<(String, Option<String>)>> {
             if name.is_empty() {
                 bail!("{file}:{line}: column 1: empty file name");
             }
+            // Longer than any path a system accepts (PATH_MAX is 4096 on Linux); refused here
+            // so that the "cannot read" message does not echo it whole.
+            if name.len() > 4096 {
+                bail!(
+                    "{file}:{line}: column 1: file name {} is too long",
+                    quote(name)
+                );
+            }
             if label.is_empty() {
                 bail!("{file}:{line}: column 2: empty label");
             }
@@ -727,6 +735,10 @@ mod tests {
             ("a.csv,x\nb.csv,x\n", "b.csv: 3 columns, but a.csv has 2"),
             ("bad.csv,x\n", "bad.csv:1: column 2: `q` is not a number"),
             ("gone.csv,x\n", "gone.csv: cannot read"),
+            (
+                &format!("{},x\n", "n".repeat(5000)),
+                "labels.csv:1: column 1: file name `nnnn",
+            ),
         ];
         for (text, want) in cases {
             dir.file("labels.csv", text);
