@@ -224,7 +224,10 @@ impl FloatModel {
         let tensors =
             SafeTensors::deserialize(bytes).map_err(|e| anyhow!("not a safetensors file ({e})"))?;
         let metadata = header.metadata().clone().unwrap_or_default();
-        let names: Vec<String> = tensors.names().into_iter().map(|s| s.to_string()).collect();
+        // `names()` iterates a hash map: sorted, so that messages naming keys are the same on
+        // every run.
+        let mut names: Vec<String> = tensors.names().into_iter().map(|s| s.to_string()).collect();
+        names.sort();
         parse_model(
             &tensors,
             &names,
@@ -289,11 +292,10 @@ impl FloatModel {
         safetensors::serialize(views, Some(meta)).map_err(|e| anyhow!("serialising: {e}"))
     }
 
-    /// Writes the model file.
+    /// Writes the model file (atomically: see [`crate::output_file`]).
     pub fn save(&self, path: &Path) -> Result<()> {
         let bytes = self.to_bytes()?;
-        std::fs::write(path, bytes)
-            .with_context(|| format!("{}: cannot write file", path.display()))
+        crate::output_file::write_atomically("", path, &bytes)
     }
 
     /// The `__metadata__` entries this model writes.

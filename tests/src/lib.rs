@@ -425,3 +425,98 @@ pub fn assert_clean_failure(what: &str, out: &Outcome, needles: &[&str]) -> Stri
     }
     lines[0].to_string()
 }
+
+/// Runs the `tinyrnn` binary with `args` and returns what it produced with its peak resident
+/// memory in bytes, as the kernel accounted it for exactly this child (`wait4(2)`'s
+/// `ru_maxrss`): not a sample, so a short spike is not missed, and no other child of the test
+/// process (the `cargo build` of [`tinyrnn_bin`], parallel tests) is counted.
+#[cfg(target_os = "linux")]
+pub fn tinyrnn_peak_rss<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (Outcome, u64) {
+    use std::io::Read;
+    use std::process::Stdio;
+
+    // Reaped by `wait4` below, which `Child::wait` cannot replace: it discards the usage.
+    #[allow(clippy::zombie_processes)]
+    let mut child = Command::new(tinyrnn_bin())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tinyrnn");
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut bytes);
+            }
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    };
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let pid = libc::pid_t::try_from(child.id()).expect("pid fits pid_t");
+    let mut status: libc::c_int = 0;
+    // SAFETY: an all-zero `rusage` is a valid value of that plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our own child, not yet reaped (`Child` only reaps in `wait`, which is
+    // never called); both pointers are to live, writable locals of the right types.
+    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(reaped, pid, "wait4: {}", std::io::Error::last_os_error());
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    let outcome = Outcome {
+        code,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    };
+    // Linux reports kilobytes.
+    let peak = u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024;
+    (outcome, peak)
+}
+
+// ---------------------------------------------------------------------------------------------
+// A small dataset for CLI tests.
+
+/// Series, steps and channels of [`tiny_ts_text`].
+pub const TINY_TS_SHAPE: (usize, usize, usize) = (8, 12, 2);
+
+/// Value of channel `d` at step `t` of series `s` in [`tiny_ts_text`]: even series (class `lo`)
+/// around -0.5, odd ones (`hi`) around 0.5.
+pub fn tiny_ts_value(s: usize, d: usize, t: usize) -> f64 {
+    let base = if s & 1 == 0 { -0.5 } else { 0.5 };
+    base + 0.01 * (t * (d + 1) + s) as f64
+}
+
+/// A small labelled `.ts` file (shape [`TINY_TS_SHAPE`], classes `lo`/`hi`) whose value
+/// `(series, channel, step)` is written as `value(s, d, t)`.
+pub fn tiny_ts_text(value: impl Fn(usize, usize, usize) -> String) -> String {
+    let (series, steps, dims) = TINY_TS_SHAPE;
+    let mut text = String::from("@problemName tiny\n@univariate false\n@dimensions 2\n");
+    text.push_str("@equalLength true\n@seriesLength 12\n@classLabel true lo hi\n@data\n");
+    for s in 0..series {
+        for d in 0..dims {
+            let row: Vec<String> = (0..steps).map(|t| value(s, d, t)).collect();
+            text.push_str(&row.join(","));
+            text.push(':');
+        }
+        text.push_str(if s & 1 == 0 { "lo\n" } else { "hi\n" });
+    }
+    text
+}
+
+/// [`tiny_ts_text`] with every value printed with three decimals, written to `dir/name`.
+pub fn tiny_ts(dir: &Path, name: &str) -> PathBuf {
+    let p = dir.join(name);
+    let text = tiny_ts_text(|s, d, t| format!("{:.3}", tiny_ts_value(s, d, t)));
+    std::fs::write(&p, text).unwrap_or_else(|e| panic!("{}: cannot write: {e}", p.display()));
+    p
+}

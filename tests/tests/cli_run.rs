@@ -123,14 +123,24 @@ fn run_fast_flag_uses_fast_activations() {
     assert!(bad.is_empty(), "{bad:?}");
 }
 
+/// The tool never creates a directory it was not asked for: a missing parent is an error that
+/// names it, and nothing is created.
 #[test]
-fn run_creates_missing_output_directory() {
+fn run_refuses_missing_output_directory() {
     let tmp = TempDir::new().unwrap();
     let case = Case::load("gru_bare");
     let output = tmp.path().join("a/b/out.csv");
     let out = run(&case.model_path(), &case.input_path(), &output, &[]);
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert_eq!(read_csv_f64(&output).len(), case.meta.steps);
+    let dir = tmp.path().join("a/b");
+    assert_clean_failure(
+        "missing output directory",
+        &out,
+        &[
+            "--output",
+            &format!("the directory {} does not exist", dir.display()),
+        ],
+    );
+    assert!(!tmp.path().join("a").exists(), "a directory was created");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -566,4 +576,73 @@ fn output_not_writable() {
         &out,
         &[&file_name(tmp.path()), "cannot create"],
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streaming.
+
+/// `run` streams: its peak memory on a ~20 MB input stays within a few MB of its peak on the
+/// fixture's 15-step input, for real and for `--raw` outputs. Holding the input text (20 MB),
+/// the parsed input or the output rows in memory breaks the bound.
+///
+/// Linux counts the spawning process's own peak into the child's (the child starts as a
+/// copy of it), so this test writes the input row by row and never holds it.
+#[cfg(target_os = "linux")]
+#[test]
+fn run_memory_does_not_grow_with_the_input() {
+    use std::io::Write;
+    use tinyrnn_tests::{pseudo_random, tinyrnn_peak_rss};
+
+    let tmp = TempDir::new().unwrap();
+    let case = Case::load("rnn_tanh_nobias_head"); // 4 inputs, 3 outputs
+    let steps = 120_000;
+    let input = tmp.path().join("long.csv");
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&input).unwrap());
+    for t in 0..steps {
+        let row = pseudo_random(t as u64, 4, 1.0);
+        // 40 decimals: long rows, so that 20 MB is not too many steps for a debug build.
+        let fields: Vec<String> = row
+            .iter()
+            .map(|v| format!("{:.40}", f64::from(*v)))
+            .collect();
+        writeln!(w, "{}", fields.join(",")).unwrap();
+    }
+    w.flush().unwrap();
+    drop(w);
+    let input_bytes = std::fs::metadata(&input).unwrap().len();
+    assert!(input_bytes > 19_000_000, "{input_bytes} bytes");
+
+    const MIB: u64 = 1 << 20;
+    for raw in [false, true] {
+        let extra: &[&str] = if raw { &["--raw"] } else { &[] };
+        let peak_of = |input: &Path, output: &Path| {
+            let mut args: Vec<OsString> = vec![
+                "run".into(),
+                "--model".into(),
+                case.model_path().into(),
+                "--input".into(),
+                input.into(),
+                "--output".into(),
+                output.into(),
+            ];
+            args.extend(extra.iter().map(OsString::from));
+            let (out, peak) = tinyrnn_peak_rss(&args);
+            assert_eq!(out.code, Some(0), "{}", out.stderr);
+            peak
+        };
+        let small = peak_of(&case.input_path(), &tmp.path().join("small.csv"));
+        let output = tmp.path().join("long_out.csv");
+        let large = peak_of(&input, &output);
+        let rows = std::fs::read_to_string(&output).unwrap().lines().count();
+        assert_eq!(rows, steps);
+        let growth = large.saturating_sub(small);
+        assert!(
+            growth < 4 * MIB,
+            "raw={raw}: peak {:.1} MiB on a {:.1} MB input vs {:.1} MiB on {} steps",
+            large as f64 / MIB as f64,
+            input_bytes as f64 / 1e6,
+            small as f64 / MIB as f64,
+            case.meta.steps
+        );
+    }
 }

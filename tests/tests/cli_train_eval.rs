@@ -159,6 +159,8 @@ fn train_quantize_eval_end_to_end() {
     }
 
     // Human-readable output and the SVG.
+    // The tool does not create directories (tests/tests/cli_outputs.rs): make it here.
+    std::fs::create_dir(tmp.path().join("plots")).unwrap();
     let svg = tmp.path().join("plots/confusion.svg");
     let out = tinyrnn(&os(&[
         &"eval",

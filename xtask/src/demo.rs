@@ -129,12 +129,20 @@ fn cli() -> Result<String> {
 
 /// Runs `tinyrnn args…` with its output shown.
 fn tinyrnn(args: &[&str]) -> Result<()> {
+    create_out_dir()?;
     cmd::run(cmd::command(repo_root(), &cli()?, args))
+}
+
+/// `out/demo/`: every demo command writes there, and `tinyrnn` never creates directories (a
+/// missing one is an error), so each step, runnable alone with `--only`, makes sure it exists.
+fn create_out_dir() -> Result<()> {
+    std::fs::create_dir_all(repo_path(OUT)).with_context(|| format!("creating {OUT}"))
 }
 
 /// Runs `tinyrnn args…` (which must include `--json`) with stderr shown (progress), parses its
 /// stdout as JSON and also writes it to `save`.
 fn tinyrnn_json(args: &[&str], save: &str) -> Result<Value> {
+    create_out_dir()?;
     let mut command = cmd::command(repo_root(), &cli()?, args);
     let line = cmd::describe(&command);
     println!("$ {line}");
@@ -152,7 +160,7 @@ fn tinyrnn_json(args: &[&str], save: &str) -> Result<Value> {
 }
 
 fn write_json(path: &str, value: &Value) -> Result<()> {
-    std::fs::create_dir_all(repo_path(OUT)).with_context(|| format!("creating {OUT}"))?;
+    create_out_dir()?;
     let text = serde_json::to_string_pretty(value)?;
     std::fs::write(repo_path(path), text + "\n").with_context(|| format!("writing {path}"))
 }
@@ -509,7 +517,6 @@ fn summary() -> Result<()> {
 fn classify(name: &str) -> Result<()> {
     let input = format!("data/demo/{name}.csv");
     let output = format!("out/demo/{name}_logits.csv");
-    std::fs::create_dir_all(repo_path(OUT)).context("creating out/demo")?;
     tinyrnn(&[
         "run", "--model", MODEL, "--input", &input, "--output", &output,
     ])?;

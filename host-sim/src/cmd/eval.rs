@@ -22,9 +22,12 @@ use rayon::prelude::*;
 
 use crate::any_model::AnyModel;
 use crate::cmd::run::parse_nonlinearity;
+use crate::cmd::{load_options, FillMissing};
 use crate::dataset::{self, Dataset, Labels};
 use crate::evaluation::{argmax, metrics_table, Confusion};
 use crate::model_file::{FloatModel, Nonlinearity};
+use crate::output_file::{refuse_overlaps, OutputFile};
+use crate::quote::{quote, shorten};
 
 /// Arguments of `tinyrnn eval`.
 #[derive(clap::Args, Debug)]
@@ -40,9 +43,12 @@ pub struct Args {
     /// Print the results as JSON on stdout.
     #[arg(long)]
     pub json: bool,
-    /// Also draw the confusion matrix as SVG.
+    /// Also draw the confusion matrix as SVG (its directory must exist).
     #[arg(long, value_name = "PATH")]
     pub confusion: Option<PathBuf>,
+    /// Fill missing values (`?`/`NaN`) of a `.ts` file instead of rejecting it.
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub fill_missing: Option<FillMissing>,
     /// RNN nonlinearity (PyTorch does not store it in the weights).
     #[arg(long, value_parser = parse_nonlinearity)]
     pub nonlinearity: Option<Nonlinearity>,
@@ -106,10 +112,11 @@ fn class_map(
                 // A declared class without samples cannot be confused: give it a placeholder.
                 None if !used => Ok(usize::MAX),
                 None => Err(anyhow!(
-                    "{}: class `{name}` is not one of the model's classes ({}: {})",
+                    "{}: class {} is not one of the model's classes ({}: {})",
                     data.display(),
+                    quote(name),
                     model.display(),
-                    model_classes.join(", ")
+                    shorten(&model_classes.join(", "))
                 )),
             },
         )
@@ -118,6 +125,16 @@ fn class_map(
 
 /// Runs `tinyrnn eval`.
 pub fn main(args: Args) -> Result<()> {
+    let confusion_out = match &args.confusion {
+        Some(p) => {
+            refuse_overlaps(
+                &[("--confusion", p)],
+                &[("--model", &args.model), ("--data", &args.data)],
+            )?;
+            Some(OutputFile::create("--confusion", p)?)
+        }
+        None => None,
+    };
     let model = AnyModel::load(&args.model, args.nonlinearity, args.fast)?;
     let has_head = crate::with_model!(&model, m => m.head.is_some());
     if !has_head {
@@ -129,7 +146,7 @@ pub fn main(args: Args) -> Result<()> {
     let outputs = model.output_size();
     let stored_classes = model_class_names(&args.model, args.nonlinearity)?;
 
-    let ds = dataset::load(&args.data)?;
+    let ds = dataset::load_with(&args.data, &load_options(args.fill_missing))?;
     let data = &args.data;
     if ds.is_empty() {
         bail!("{}: the data has no series", data.display());
@@ -192,7 +209,7 @@ pub fn main(args: Args) -> Result<()> {
         confusion.add(truth, predicted);
     }
 
-    if let Some(path) = &args.confusion {
+    if let Some(out) = confusion_out {
         let title = format!(
             "{} on {} ({}): accuracy {:.1}%",
             file_label(&args.model),
@@ -200,8 +217,9 @@ pub fn main(args: Args) -> Result<()> {
             format_name(&model),
             100.0 * confusion.accuracy()
         );
-        write_svg(path, &confusion, &title)
-            .with_context(|| format!("{}: writing the confusion matrix", path.display()))?;
+        let svg = render_svg(&confusion, &title)
+            .with_context(|| format!("{}: drawing the confusion matrix", out.path().display()))?;
+        out.write_all(svg.as_bytes())?;
     }
 
     if args.json {
@@ -238,15 +256,18 @@ fn file_label(p: &Path) -> String {
 
 /// Draws the matrix: one cell per (true, predicted) pair, shaded by the fraction of the true
 /// class's samples it holds (row-normalised, so the diagonal shows recall), with the count
-/// written in it; true classes down the left, predicted classes along the bottom.
-fn write_svg(path: &Path, confusion: &Confusion, title: &str) -> Result<()> {
+/// written in it; true classes down the left, predicted classes along the bottom. Returns the
+/// SVG text.
+fn render_svg(confusion: &Confusion, title: &str) -> Result<String> {
+    let mut svg = String::new();
+    draw_svg(&mut svg, confusion, title)?;
+    Ok(svg)
+}
+
+fn draw_svg(svg: &mut String, confusion: &Confusion, title: &str) -> Result<()> {
     use plotters::prelude::*;
     use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("{}: cannot create directory", dir.display()))?;
-    }
     let n = confusion.len().max(1) as i32;
     let label_chars = confusion
         .classes
@@ -262,7 +283,7 @@ fn write_svg(path: &Path, confusion: &Confusion, title: &str) -> Result<()> {
     // Centre a small matrix under the title.
     let left = left.max((width - n * cell) / 2);
     let height = top + n * cell + bottom;
-    let root = SVGBackend::new(path, (width as u32, height as u32)).into_drawing_area();
+    let root = SVGBackend::with_string(svg, (width as u32, height as u32)).into_drawing_area();
     let err = |e: DrawingAreaErrorKind<_>| anyhow!("{e}");
     root.fill(&WHITE).map_err(err)?;
 

@@ -2,11 +2,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::cmd::run::{check_width, parse_nonlinearity};
 use crate::export::Exportable;
 use crate::model_file::Nonlinearity;
+use crate::output_file::{refuse_overlaps, OutputFile};
 
 /// Arguments of `tinyrnn export`.
 #[derive(clap::Args, Debug)]
@@ -14,7 +15,8 @@ pub struct Args {
     /// Model file (f32, q15 or w8a16).
     #[arg(long)]
     pub model: PathBuf,
-    /// Output Rust source file.
+    /// Output Rust source file (written to a temporary file beside it and renamed into place
+    /// when complete; its directory must exist).
     #[arg(long)]
     pub out: PathBuf,
     /// CSV sequence whose samples and host outputs are embedded as golden data.
@@ -31,6 +33,12 @@ pub struct Args {
 
 /// Entry point.
 pub fn main(args: Args) -> Result<()> {
+    let mut inputs = vec![("--model", args.model.as_path())];
+    if let Some(g) = &args.golden {
+        inputs.push(("--golden", g.as_path()));
+    }
+    refuse_overlaps(&[("--out", &args.out)], &inputs)?;
+    let out = OutputFile::create("--out", &args.out)?;
     let model = Exportable::load(&args.model, args.nonlinearity, args.fast)?;
     let golden = match &args.golden {
         Some(path) => {
@@ -41,12 +49,7 @@ pub fn main(args: Args) -> Result<()> {
         None => None,
     };
     let (source, info) = model.generate(golden.as_ref())?;
-    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("{}: cannot create directory", dir.display()))?;
-    }
-    std::fs::write(&args.out, source)
-        .with_context(|| format!("{}: cannot write", args.out.display()))?;
+    out.write_all(source.as_bytes())?;
     println!(
         "wrote {} ({} {}, {} layer(s), {} inputs → {} outputs{})",
         args.out.display(),

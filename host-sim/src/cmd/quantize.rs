@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 
 use crate::cmd::run::parse_nonlinearity;
+use crate::cmd::{load_options, FillMissing};
 use crate::model_file::{FloatModel, Nonlinearity};
+use crate::output_file::{refuse_overlaps, OutputFile};
 use crate::quantize::{self, Granularity, QuantKind, QuantOptions};
 
 /// Arguments of `tinyrnn quantize`.
@@ -20,7 +22,8 @@ pub struct Args {
     /// Integer format.
     #[arg(long, value_enum)]
     pub format: QuantKind,
-    /// Output model file.
+    /// Output model file (written to a temporary file beside it and renamed into place when
+    /// complete; its directory must exist).
     #[arg(long)]
     pub out: PathBuf,
     /// Weight scales per tensor or per output row (default: tensor for q15, row for w8a16).
@@ -32,6 +35,9 @@ pub struct Args {
     /// RNN nonlinearity (PyTorch does not store it in the weights).
     #[arg(long, value_parser = parse_nonlinearity)]
     pub nonlinearity: Option<Nonlinearity>,
+    /// Fill missing values (`?`/`NaN`) of a `.ts` calibration file instead of rejecting it.
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub fill_missing: Option<FillMissing>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -42,8 +48,13 @@ pub fn main(args: Args) -> Result<()> {
     if !(args.headroom.is_finite() && args.headroom >= 1.0) {
         bail!("--headroom must be a number ≥ 1 (got {})", args.headroom);
     }
+    refuse_overlaps(
+        &[("--out", &args.out)],
+        &[("--model", &args.model), ("--calib", &args.calib)],
+    )?;
+    let out = OutputFile::create("--out", &args.out)?;
     let model = FloatModel::load(&args.model, args.nonlinearity)?;
-    let data = crate::dataset::load(&args.calib)?;
+    let data = crate::dataset::load_with(&args.calib, &load_options(args.fill_missing))?;
     let folded = model.fold_normalization();
     let cal =
         quantize::calibrate(&folded, &data).with_context(|| args.calib.display().to_string())?;
@@ -56,7 +67,7 @@ pub fn main(args: Args) -> Result<()> {
         headroom: args.headroom,
     };
     let q = quantize::quantize(&folded, &cal, &opts)?;
-    q.save(&args.out)?;
+    out.write_all(&q.to_bytes()?)?;
     let report = quantize::report::build(&folded, &q, &cal, &data)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -22,8 +22,11 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::dataset::{self, Dataset, Labels};
+use crate::cmd::{load_options, FillMissing};
+use crate::dataset::{self, Dataset, Labels, LoadOptions};
 use crate::model_file::{meta_keys, CellKind, ModelMeta, Nonlinearity, Normalization};
+use crate::output_file::{refuse_overlaps, OutputFile};
+use crate::quote::quote;
 use crate::train::{self, EpochRecord, LrSchedule, Sample, Target, TrainConfig};
 
 /// Recurrent cell for `--cell`.
@@ -122,10 +125,14 @@ pub struct Args {
     /// Clip the global gradient norm to this value (0 disables clipping).
     #[arg(long, default_value_t = 1.0)]
     pub clip: f32,
-    /// Output model file (safetensors).
+    /// Fill missing values (`?`/`NaN`) of `.ts` files instead of rejecting them.
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub fill_missing: Option<FillMissing>,
+    /// Output model file (safetensors). Checked before training: its directory must exist and
+    /// be writable; the file is replaced only once training has finished.
     #[arg(long, value_name = "PATH")]
     pub out: PathBuf,
-    /// Write training curves (loss and accuracy per epoch) as SVG.
+    /// Write training curves (loss and accuracy per epoch) as SVG (checked like `--out`).
     #[arg(long, value_name = "PATH")]
     pub curves: Option<PathBuf>,
     /// Print a JSON summary on stdout (progress stays on stderr).
@@ -168,8 +175,8 @@ impl Targets {
     }
 }
 
-fn load(path: &Path, what: &str) -> Result<Dataset> {
-    let ds = dataset::load(path).with_context(|| format!("loading {what} data"))?;
+fn load(path: &Path, what: &str, options: &LoadOptions) -> Result<Dataset> {
+    let ds = dataset::load_with(path, options).with_context(|| format!("loading {what} data"))?;
     if ds.is_empty() {
         bail!("{}: the {what} data has no series", path.display());
     }
@@ -185,8 +192,9 @@ fn targets(ds: &Dataset, path: &Path, classes: &[String], per_step: bool) -> Res
         let name = ds.class_names.get(k).map(String::as_str).unwrap_or("?");
         classes.iter().position(|c| c == name).with_context(|| {
             format!(
-                "{}: class `{name}` does not occur in the training data",
-                path.display()
+                "{}: class {} does not occur in the training data",
+                path.display(),
+                quote(name)
             )
         })
     };
@@ -267,6 +275,23 @@ fn check_args(a: &Args) -> Result<()> {
 pub fn main(args: Args) -> Result<()> {
     let started = Instant::now();
     check_args(&args)?;
+    // Outputs first: a path that cannot be written, or that would replace an input, fails now
+    // rather than after the training it would have thrown away.
+    let mut outputs = vec![("--out", args.out.as_path())];
+    if let Some(c) = &args.curves {
+        outputs.push(("--curves", c.as_path()));
+    }
+    let mut inputs = vec![("--train", args.train.as_path())];
+    if let Some(t) = &args.test {
+        inputs.push(("--test", t.as_path()));
+    }
+    refuse_overlaps(&outputs, &inputs)?;
+    let out = OutputFile::create("--out", &args.out)?;
+    let curves_out = match &args.curves {
+        Some(p) => Some(OutputFile::create("--curves", p)?),
+        None => None,
+    };
+    let options = load_options(args.fill_missing);
     let nonlinearity = match args.nonlinearity {
         NonlinearityArg::Tanh => Nonlinearity::Tanh,
         NonlinearityArg::Relu => Nonlinearity::Relu,
@@ -277,7 +302,7 @@ pub fn main(args: Args) -> Result<()> {
         CellArg::Rnn => CellKind::Rnn(nonlinearity),
     };
 
-    let mut train_ds = load(&args.train, "training")?;
+    let mut train_ds = load(&args.train, "training", &options)?;
     let classes = train_ds.class_names.clone();
     let train_t = targets(&train_ds, &args.train, &classes, args.per_step)?;
     if classes.is_empty() {
@@ -285,7 +310,7 @@ pub fn main(args: Args) -> Result<()> {
     }
     let mut test_ds = match &args.test {
         Some(p) => {
-            let d = load(p, "test")?;
+            let d = load(p, "test", &options)?;
             if d.channels != train_ds.channels {
                 bail!(
                     "{}: {} channels per step, but the training data has {}",
@@ -420,7 +445,7 @@ pub fn main(args: Args) -> Result<()> {
         extra,
     };
     debug_assert!(!meta.extra.contains_key(meta_keys::CELL));
-    outcome.net.to_float_model(meta).save(&args.out)?;
+    out.write_all(&outcome.net.to_float_model(meta).to_bytes()?)?;
 
     let net = &outcome.net;
     let train_acc = train::evaluate(net, &train_set).accuracy();
@@ -432,9 +457,10 @@ pub fn main(args: Args) -> Result<()> {
         }
         _ => None,
     };
-    if let Some(p) = &args.curves {
-        write_curves(p, &outcome.history, outcome.best_epoch)
-            .with_context(|| format!("{}: writing curves", p.display()))?;
+    if let Some(out) = curves_out {
+        let svg = render_curves(&outcome.history, outcome.best_epoch)
+            .with_context(|| format!("{}: drawing the curves", out.path().display()))?;
+        out.write_all(svg.as_bytes())?;
     }
     let summary = Summary {
         train_accuracy: train_acc,
@@ -467,11 +493,17 @@ pub fn main(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// Two stacked charts: loss (train, validation) and accuracy (train, validation) per epoch, with
-/// the saved epoch marked.
-fn write_curves(path: &Path, history: &[EpochRecord], best_epoch: usize) -> Result<()> {
+/// Two stacked charts as SVG text: loss (train, validation) and accuracy (train, validation) per
+/// epoch, with the saved epoch marked.
+fn render_curves(history: &[EpochRecord], best_epoch: usize) -> Result<String> {
+    let mut svg = String::new();
+    draw_curves(&mut svg, history, best_epoch)?;
+    Ok(svg)
+}
+
+fn draw_curves(svg: &mut String, history: &[EpochRecord], best_epoch: usize) -> Result<()> {
     use plotters::prelude::*;
-    let root = SVGBackend::new(path, (800, 600)).into_drawing_area();
+    let root = SVGBackend::with_string(svg, (800, 600)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
     let (top, bottom) = root.split_vertically(300);
     let n = history.len().max(2) as f64;

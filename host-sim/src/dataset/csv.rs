@@ -3,12 +3,23 @@
 //! [parent module](super).
 
 use super::{sort_class_names, Dataset, Labels, Series};
+use crate::quote::quote;
 use anyhow::{anyhow, bail, Context, Result};
 use std::collections::HashMap;
-use std::path::Path;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
 
+/// The UTF-8 byte-order mark some editors (and Excel's "CSV UTF-8") put at the start of a file.
+const BOM: char = '\u{feff}';
+
+/// The whole file, without a leading byte-order mark.
 fn read_text(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))
+    let mut text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    if text.starts_with(BOM) {
+        text.drain(..BOM.len_utf8());
+    }
+    Ok(text)
 }
 
 /// Non-blank lines with their 1-based line numbers, trimmed (CRLF-safe).
@@ -24,47 +35,131 @@ fn number(tok: &str, file: &str, line: usize, col: usize) -> Result<f32> {
     let tok = tok.trim();
     match tok.parse::<f32>() {
         Ok(v) if v.is_finite() => Ok(v),
-        Ok(_) => bail!("{file}:{line}: column {col}: `{tok}` is not a finite number"),
-        Err(_) => bail!("{file}:{line}: column {col}: `{tok}` is not a number"),
+        Ok(_) => bail!(
+            "{file}:{line}: column {col}: {} is not a finite number",
+            quote(tok)
+        ),
+        Err(_) => bail!(
+            "{file}:{line}: column {col}: {} is not a number",
+            quote(tok)
+        ),
     }
 }
 
 /// One CSV sequence file: one row per timestep, one column per feature, no header.
 ///
 /// Every row must have as many columns as the first; values must be finite numbers; blank
-/// lines are skipped, whitespace around fields is trimmed and CRLF line ends are accepted.
+/// lines are skipped, whitespace around fields is trimmed, CRLF line ends and a leading UTF-8
+/// byte-order mark are accepted.
 pub fn read_sequence_csv(path: &Path) -> Result<Series> {
-    let file = path.display().to_string();
-    parse_sequence(&read_text(path)?, &file)
+    collect_sequence(open_sequence_csv(path)?)
 }
 
-fn parse_sequence(text: &str, file: &str) -> Result<Series> {
-    let mut values = Vec::new();
-    let mut first: Option<(usize, usize)> = None; // (columns, line)
-    let mut steps = 0;
-    for (line, row) in rows(text) {
-        let start = values.len();
-        for (c, tok) in row.split(',').enumerate() {
-            values.push(number(tok, file, line, c + 1)?);
+/// Opens a CSV sequence file for reading row by row (the rules of [`read_sequence_csv`]).
+pub fn open_sequence_csv(path: &Path) -> Result<SequenceReader<std::io::BufReader<std::fs::File>>> {
+    let f =
+        std::fs::File::open(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    Ok(SequenceReader::new(
+        std::io::BufReader::new(f),
+        &path.display().to_string(),
+    ))
+}
+
+/// A CSV sequence read one row at a time, in memory independent of the number of rows: what
+/// `tinyrnn run` streams through a model. [`read_sequence_csv`] is this reader collected.
+#[derive(Debug)]
+pub struct SequenceReader<R> {
+    reader: R,
+    file: String,
+    line: String,
+    lineno: usize,
+    row: Vec<f32>,
+    /// (columns, line) of the first row.
+    first: Option<(usize, usize)>,
+}
+
+impl<R: BufRead> SequenceReader<R> {
+    /// Reads from `reader`; `file` names the source in errors.
+    pub fn new(reader: R, file: &str) -> Self {
+        SequenceReader {
+            reader,
+            file: file.to_string(),
+            line: String::new(),
+            lineno: 0,
+            row: Vec::new(),
+            first: None,
         }
-        let n = values.len() - start;
-        match first {
-            None => first = Some((n, line)),
-            Some((want, l)) if n != want => {
-                bail!("{file}:{line}: {n} columns, but the first row (line {l}) has {want}")
+    }
+
+    /// The next row's values, `None` after the last row. A file without any row is an error
+    /// (`file: no rows`), as is a row of another width than the first, naming its line.
+    pub fn next_row(&mut self) -> Result<Option<&[f32]>> {
+        let file = self.file.as_str();
+        loop {
+            self.line.clear();
+            let n = self
+                .reader
+                .read_line(&mut self.line)
+                .with_context(|| format!("{file}:{}: cannot read", self.lineno + 1))?;
+            if n == 0 {
+                if self.first.is_none() {
+                    bail!("{file}: no rows");
+                }
+                return Ok(None);
             }
-            _ => {}
+            self.lineno += 1;
+            let mut text = self.line.as_str();
+            if self.lineno == 1 {
+                text = text.strip_prefix(BOM).unwrap_or(text);
+            }
+            let text = text.trim();
+            if text.is_empty() {
+                continue;
+            }
+            let line = self.lineno;
+            self.row.clear();
+            for (c, tok) in text.split(',').enumerate() {
+                self.row.push(number(tok, file, line, c + 1)?);
+            }
+            let n = self.row.len();
+            match self.first {
+                None => self.first = Some((n, line)),
+                Some((want, l)) if n != want => {
+                    bail!("{file}:{line}: {n} columns, but the first row (line {l}) has {want}")
+                }
+                _ => {}
+            }
+            return Ok(Some(&self.row));
         }
+    }
+
+    /// Columns per row, once the first row has been read.
+    pub fn channels(&self) -> Option<usize> {
+        self.first.map(|(c, _)| c)
+    }
+
+    /// The 1-based line of the row [`Self::next_row`] returned last.
+    pub fn line(&self) -> usize {
+        self.lineno
+    }
+}
+
+fn collect_sequence<R: BufRead>(mut reader: SequenceReader<R>) -> Result<Series> {
+    let mut values = Vec::new();
+    let mut steps = 0;
+    while let Some(row) = reader.next_row()? {
+        values.extend_from_slice(row);
         steps += 1;
     }
-    let Some((channels, _)) = first else {
-        bail!("{file}: no rows");
-    };
     Ok(Series {
         values,
         steps,
-        channels,
+        channels: reader.channels().unwrap_or(0),
     })
+}
+
+fn parse_sequence(text: &str, file: &str) -> Result<Series> {
+    collect_sequence(SequenceReader::new(text.as_bytes(), file))
 }
 
 fn stem(path: &Path) -> String {
@@ -132,7 +227,7 @@ pub(crate) fn read_csv_dataset(path: &Path) -> Result<Dataset> {
             bail!("{file}:{hline}: column {} has an empty name", c + 1);
         }
         if names[..c].iter().any(|n| n.eq_ignore_ascii_case(name)) {
-            bail!("{file}:{hline}: column name `{name}` appears twice");
+            bail!("{file}:{hline}: column name {} appears twice", quote(name));
         }
         if name.eq_ignore_ascii_case("sequence") {
             seq_col = Some(c);
@@ -177,8 +272,9 @@ pub(crate) fn read_csv_dataset(path: &Path) -> Result<Dataset> {
         if current.as_deref() != Some(id) {
             if let Some(&first) = seen.get(id) {
                 bail!(
-                    "{file}:{line}: sequence `{id}` (first seen on line {first}) appears again \
-                     after another sequence; the rows of one sequence must be contiguous"
+                    "{file}:{line}: sequence {} (first seen on line {first}) appears again \
+                     after another sequence; the rows of one sequence must be contiguous",
+                    quote(id)
                 );
             }
             seen.insert(id.to_string(), line);
@@ -227,8 +323,24 @@ pub(crate) fn read_csv_dataset(path: &Path) -> Result<Dataset> {
     })
 }
 
-/// A directory of sequence files, labelled by `labels.csv` if present.
-pub(crate) fn read_csv_dir(dir: &Path) -> Result<Dataset> {
+/// The files [`read_csv_dir`] reads from `dir`: `labels.csv` and the files it lists, or every
+/// `*.csv` file. Best effort: when `labels.csv` cannot be parsed, only itself (loading then
+/// fails with the reason).
+pub(crate) fn dir_source_files(dir: &Path) -> Vec<PathBuf> {
+    let labels = dir.join("labels.csv");
+    let mut files: Vec<PathBuf> = Vec::new();
+    if labels.is_file() {
+        files.push(labels);
+    }
+    if let Ok(entries) = dir_entries(dir) {
+        files.extend(entries.into_iter().map(|(name, _)| dir.join(name)));
+    }
+    files
+}
+
+/// The series files of a dataset directory, in load order, with their labels: the rows of
+/// `labels.csv`, or every `*.csv` file sorted by name (unlabelled).
+fn dir_entries(dir: &Path) -> Result<Vec<(String, Option<String>)>> {
     let dir_name = dir.display().to_string();
     let labels_path = dir.join("labels.csv");
     // (file name, label)
@@ -251,11 +363,22 @@ pub(crate) fn read_csv_dir(dir: &Path) -> Result<Dataset> {
             if name.is_empty() {
                 bail!("{file}:{line}: column 1: empty file name");
             }
+            // Longer than any path a system accepts (PATH_MAX is 4096 on Linux); refused here
+            // so that the "cannot read" message does not echo it whole.
+            if name.len() > 4096 {
+                bail!(
+                    "{file}:{line}: column 1: file name {} is too long",
+                    quote(name)
+                );
+            }
             if label.is_empty() {
                 bail!("{file}:{line}: column 2: empty label");
             }
             if let Some(first) = seen.insert(name.to_string(), line) {
-                bail!("{file}:{line}: `{name}` is already listed on line {first}");
+                bail!(
+                    "{file}:{line}: {} is already listed on line {first}",
+                    quote(name)
+                );
             }
             entries.push((name.to_string(), Some(label.to_string())));
         }
@@ -280,7 +403,13 @@ pub(crate) fn read_csv_dir(dir: &Path) -> Result<Dataset> {
         }
         entries.sort();
     }
+    Ok(entries)
+}
 
+/// A directory of sequence files, labelled by `labels.csv` if present.
+pub(crate) fn read_csv_dir(dir: &Path) -> Result<Dataset> {
+    let dir_name = dir.display().to_string();
+    let entries = dir_entries(dir)?;
     let mut series = Vec::with_capacity(entries.len());
     let mut table = LabelTable::default();
     let mut labels = Vec::new();
@@ -388,6 +517,100 @@ mod tests {
         }
         let e = read_sequence_csv(Path::new("/nonexistent/tinyrnn.csv")).unwrap_err();
         assert!(format!("{e:#}").starts_with("/nonexistent/tinyrnn.csv: cannot read"));
+    }
+
+    #[test]
+    fn byte_order_mark_is_skipped_by_every_csv_reader() {
+        let dir = TempDir::new("csv-bom");
+        // Sequence file.
+        let s = read_sequence_csv(&dir.file("s.csv", "\u{feff}1,2\n3,4\n")).unwrap();
+        assert_eq!(s.values, [1.0, 2.0, 3.0, 4.0]);
+        // The same through `load` (headerless dataset file).
+        let d = load(&dir.file("p.csv", "\u{feff}1,2\n")).unwrap();
+        assert_eq!(d.series[0].values, [1.0, 2.0]);
+        // Header form: the mark is not part of the first column's name.
+        let d = load(&dir.file("h.csv", "\u{feff}sequence,x\n1,5\n")).unwrap();
+        assert_eq!((d.len(), d.series[0].values.clone()), (1, vec![5.0]));
+        // labels.csv of a directory, header row and first file name.
+        let sub = TempDir::new("csv-bom-dir");
+        sub.file("a.csv", "1\n");
+        sub.file("labels.csv", "\u{feff}file,label\na.csv,x\n");
+        assert_eq!(load(&sub.0).unwrap().class_names, ["x"]);
+        sub.file("labels.csv", "\u{feff}a.csv,x\n");
+        assert_eq!(load(&sub.0).unwrap().len(), 1);
+        // Only at the very start: elsewhere it is an ordinary (bad) character, shown escaped.
+        assert_eq!(
+            seq_err("1,2\n\u{feff}3,4\n"),
+            "s.csv:2: column 1: `\\u{feff}3` is not a number"
+        );
+    }
+
+    #[test]
+    fn a_huge_bad_token_gives_a_short_message() {
+        let token = "x".repeat(10 << 20);
+        let e = seq_err(&format!("1,{token}\n"));
+        assert!(
+            e.len() < 200,
+            "{} bytes: {}",
+            e.len(),
+            &e[..200.min(e.len())]
+        );
+        assert!(
+            e.starts_with("s.csv:1: column 2: `xxxx")
+                && e.ends_with("…` (10485760 characters) is not a number"),
+            "{e}"
+        );
+        let dir = TempDir::new("csv-huge");
+        let p = dir.file(
+            "d.csv",
+            &format!("sequence,x\n{token},1\n{token}y,2\n{token},3\n"),
+        );
+        let e = tail(load(&p).unwrap_err(), "d.csv");
+        assert!(e.len() < 300, "{e}");
+        assert!(e.contains("sequence `xxx"), "{e}");
+    }
+
+    #[test]
+    fn streaming_reader_yields_rows_and_the_same_errors() {
+        let text = "1,2\n\n3,4\n5\n";
+        let mut r = SequenceReader::new(text.as_bytes(), "m.csv");
+        assert_eq!(r.next_row().unwrap(), Some(&[1.0, 2.0][..]));
+        assert_eq!(r.line(), 1);
+        assert_eq!(r.next_row().unwrap(), Some(&[3.0, 4.0][..]));
+        assert_eq!((r.line(), r.channels()), (3, Some(2)));
+        let e = r.next_row().unwrap_err().to_string();
+        assert_eq!(e, "m.csv:4: 1 columns, but the first row (line 1) has 2");
+        let mut r = SequenceReader::new("1\n".as_bytes(), "m.csv");
+        assert!(r.next_row().unwrap().is_some());
+        assert_eq!(r.next_row().unwrap(), None);
+        let e = SequenceReader::new(" \n".as_bytes(), "m.csv")
+            .next_row()
+            .unwrap_err();
+        assert_eq!(e.to_string(), "m.csv: no rows");
+    }
+
+    #[test]
+    fn source_files_of_a_directory() {
+        let dir = TempDir::new("csv-sources");
+        dir.file("b.csv", "1\n");
+        dir.file("a.csv", "1\n");
+        dir.file("notes.txt", "");
+        let names = |v: Vec<PathBuf>| -> Vec<String> {
+            v.iter()
+                .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+                .collect()
+        };
+        assert_eq!(
+            names(super::super::source_files(&dir.0)),
+            ["a.csv", "b.csv"]
+        );
+        dir.file("labels.csv", "b.csv,x\n");
+        assert_eq!(
+            names(super::super::source_files(&dir.0)),
+            ["labels.csv", "b.csv"]
+        );
+        dir.file("labels.csv", "broken\n");
+        assert_eq!(names(super::super::source_files(&dir.0)), ["labels.csv"]);
     }
 
     #[test]
@@ -512,6 +735,10 @@ mod tests {
             ("a.csv,x\nb.csv,x\n", "b.csv: 3 columns, but a.csv has 2"),
             ("bad.csv,x\n", "bad.csv:1: column 2: `q` is not a number"),
             ("gone.csv,x\n", "gone.csv: cannot read"),
+            (
+                &format!("{},x\n", "n".repeat(5000)),
+                "labels.csv:1: column 1: file name `nnnn",
+            ),
         ];
         for (text, want) in cases {
             dir.file("labels.csv", text);

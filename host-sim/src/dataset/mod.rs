@@ -28,9 +28,11 @@
 //!   `@seriesLength` is not checked when `@equalLength` is `false` or absent.
 //! - Missing values (`?` or `NaN`): by default ([`MissingPolicy::Error`]) they are an error that
 //!   names `file:line: dimension d`, because a recurrent model cannot consume them. Impute them
-//!   upstream, or load with [`MissingPolicy::FillForward`] via [`load_with`].
+//!   upstream, or load with [`MissingPolicy::FillForward`] via [`load_with`] (the
+//!   `--fill-missing forward` flag of `tinyrnn train`, `eval` and `quantize`).
 //! - Infinite values, values that are not numbers and timestamped values like `(1,2.0)` are
 //!   errors. The reader streams the file line by line: memory is proportional to the data.
+//! - A path ending in `.ts` that is a directory is an error saying so.
 //!
 //! # CSV
 //!
@@ -53,14 +55,19 @@
 //!   directory is loaded, sorted by name, unlabelled.
 //! - CSV class names are sorted: numerically if every label is an integer, otherwise by string
 //!   (byte order). Map by name ([`Dataset::class_index`]) when comparing two datasets.
+//!
+//! # Both formats
+//!
+//! A UTF-8 byte-order mark at the start of a file is skipped. Error messages quote at most
+//! [`crate::quote::MAX_QUOTED`] characters of the offending text.
 
 mod csv;
 mod ts;
 
-pub use csv::read_sequence_csv;
+pub use csv::{open_sequence_csv, read_sequence_csv, SequenceReader};
 
 use anyhow::{bail, Result};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// One multichannel series: `steps` rows × `channels` columns, row-major.
 #[derive(Debug, Clone, PartialEq)]
@@ -119,8 +126,8 @@ pub enum MissingPolicy {
     #[default]
     Error,
     /// Replace each missing value with the previous value of the same dimension of the same
-    /// series; leading missing values take the first present value. A dimension with no
-    /// present value at all is still an error.
+    /// series; leading missing values take the first present value (backward fill). A
+    /// dimension with no present value at all is still an error.
     FillForward,
 }
 
@@ -139,13 +146,19 @@ pub fn load(path: &Path) -> Result<Dataset> {
 
 /// [`load`] with options.
 pub fn load_with(path: &Path, options: &LoadOptions) -> Result<Dataset> {
-    if path.is_dir() {
-        return csv::read_csv_dir(path);
-    }
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
+    if path.is_dir() {
+        if ext.as_deref() == Some("ts") {
+            bail!(
+                "{}: is a directory, not a .ts file (give the path of the .ts file itself)",
+                path.display()
+            );
+        }
+        return csv::read_csv_dir(path);
+    }
     match ext.as_deref() {
         Some("ts") => ts::read_ts(path, options.missing),
         Some("csv") => csv::read_csv_dataset(path),
@@ -153,6 +166,17 @@ pub fn load_with(path: &Path, options: &LoadOptions) -> Result<Dataset> {
             "{}: unknown dataset format (expected a .ts file, a .csv file or a directory of .csv files)",
             path.display()
         ),
+    }
+}
+
+/// The files [`load`] reads for `path`: the path itself, or for a dataset directory its
+/// `labels.csv` and the sequence files it would load. Used to refuse an output that would
+/// replace one of them.
+pub fn source_files(path: &Path) -> Vec<PathBuf> {
+    if path.is_dir() {
+        csv::dir_source_files(path)
+    } else {
+        vec![path.to_path_buf()]
     }
 }
 

@@ -2,6 +2,7 @@
 //! are documented in the [parent module](super).
 
 use super::{Dataset, Labels, MissingPolicy, Series};
+use crate::quote::{quote, shorten};
 use anyhow::{anyhow, bail, Context, Result};
 use std::io::BufRead;
 use std::path::Path;
@@ -44,7 +45,10 @@ fn parse_bool(tag: &str, v: &str, at: &str) -> Result<bool> {
     } else if v.eq_ignore_ascii_case("false") {
         Ok(false)
     } else {
-        bail!("{at}: `{tag}` must be `true` or `false`, found `{v}`")
+        bail!(
+            "{at}: `{tag}` must be `true` or `false`, found {}",
+            quote(v)
+        )
     }
 }
 
@@ -56,7 +60,10 @@ fn count_tag(tag: &str, rest: &[&str], at: &str) -> Result<usize> {
     let v = one_token(tag, rest, at)?;
     match v.parse::<usize>() {
         Ok(n) if n > 0 => Ok(n),
-        _ => bail!("{at}: `{tag}` must be a positive integer, found `{v}`"),
+        _ => bail!(
+            "{at}: `{tag}` must be a positive integer, found {}",
+            quote(v)
+        ),
     }
 }
 
@@ -68,7 +75,7 @@ impl Header {
         let tag = original.to_ascii_lowercase();
         let rest: Vec<&str> = tokens.collect();
         if self.seen.contains(&tag) {
-            bail!("{at}: `{original}` appears twice");
+            bail!("{at}: {} appears twice", quote(original));
         }
         self.seen.push(tag.clone());
         match tag.as_str() {
@@ -98,9 +105,11 @@ impl Header {
                     if labels.is_empty() {
                         bail!("{at}: `{original} true` must list the class labels");
                     }
-                    for (i, l) in labels.iter().enumerate() {
-                        if labels[..i].contains(l) {
-                            bail!("{at}: class label `{l}` is declared twice");
+                    // A set, not a scan of the earlier labels: a header may declare many.
+                    let mut declared = std::collections::HashSet::new();
+                    for l in labels {
+                        if !declared.insert(*l) {
+                            bail!("{at}: class label {} is declared twice", quote(l));
                         }
                     }
                     self.class_labels = Some(labels.iter().map(|s| s.to_string()).collect());
@@ -127,7 +136,7 @@ impl Header {
                 }
                 return Ok(true);
             }
-            _ => bail!("{at}: unknown header tag `{original}`"),
+            _ => bail!("{at}: unknown header tag {}", quote(original)),
         }
         Ok(false)
     }
@@ -140,9 +149,15 @@ fn parse_value(tok: &str, at: &str, dim: usize, step: usize) -> Result<Option<f3
     }
     match tok.parse::<f32>() {
         Ok(v) if v.is_finite() => Ok(Some(v)),
-        Ok(_) => bail!("{at}: dimension {dim}: value {step}: `{tok}` is not a finite number"),
+        Ok(_) => bail!(
+            "{at}: dimension {dim}: value {step}: {} is not a finite number",
+            quote(tok)
+        ),
         Err(_) if tok.is_empty() => bail!("{at}: dimension {dim}: value {step} is empty"),
-        Err(_) => bail!("{at}: dimension {dim}: value {step}: `{tok}` is not a number"),
+        Err(_) => bail!(
+            "{at}: dimension {dim}: value {step}: {} is not a number",
+            quote(tok)
+        ),
     }
 }
 
@@ -195,7 +210,12 @@ pub(crate) fn parse_ts<R: BufRead>(
             break;
         }
         lineno += 1;
-        let text = line.trim();
+        let mut text = line.as_str();
+        if lineno == 1 {
+            // A UTF-8 byte-order mark (some editors write one) is not part of the first tag.
+            text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        }
+        let text = text.trim();
         if text.is_empty() || text.starts_with('#') {
             continue;
         }
@@ -219,10 +239,21 @@ pub(crate) fn parse_ts<R: BufRead>(
                 })?;
                 let label = label.trim();
                 let idx = names.iter().position(|n| n == label).ok_or_else(|| {
-                    anyhow!(
-                        "{at}: class label `{label}` is not declared by `@classLabel` ({})",
-                        names.join(" ")
-                    )
+                    let declared = shorten(&names.join(" "));
+                    if label.contains(',') {
+                        // Labels never contain `,`: this is the last dimension's values.
+                        anyhow!(
+                            "{at}: no class label after the last `:` (found the values {}); \
+                             `@classLabel true` needs one of the declared labels ({declared}) \
+                             at the end of every series",
+                            quote(label)
+                        )
+                    } else {
+                        anyhow!(
+                            "{at}: class label {} is not declared by `@classLabel` ({declared})",
+                            quote(label)
+                        )
+                    }
                 })?;
                 (body, Some(idx))
             }
@@ -246,10 +277,10 @@ pub(crate) fn parse_ts<R: BufRead>(
                     Some(v) => scratch.push(v),
                     None if missing == MissingPolicy::FillForward => scratch.push(f32::NAN),
                     None => bail!(
-                        "{at}: dimension {dim}: missing value `{}` at step {}; missing values \
-                         are not supported (impute them before loading, or use \
-                         MissingPolicy::FillForward)",
-                        tok.trim(),
+                        "{at}: dimension {dim}: missing value {} at step {}; pass \
+                         `--fill-missing forward` to replace each missing value with the \
+                         previous one of its dimension, or impute them before loading",
+                        quote(tok.trim()),
                         k + 1
                     ),
                 }
@@ -459,8 +490,9 @@ mod tests {
     fn missing_values_error_by_default() {
         assert_eq!(
             err("@dimensions 2\n@data\n1,2:3,?\n"),
-            "case.ts:3: dimension 2: missing value `?` at step 2; missing values are not \
-             supported (impute them before loading, or use MissingPolicy::FillForward)"
+            "case.ts:3: dimension 2: missing value `?` at step 2; pass `--fill-missing \
+             forward` to replace each missing value with the previous one of its dimension, or \
+             impute them before loading"
         );
         assert!(err("@data\nNaN,1\n").starts_with("case.ts:2: dimension 1: missing value `NaN`"));
     }
@@ -519,6 +551,70 @@ mod tests {
         for (text, want) in cases {
             assert_eq!(&err(text), want, "for input {text:?}");
         }
+    }
+
+    #[test]
+    fn byte_order_mark_is_skipped() {
+        let d = load_str("\u{feff}@problemName bom\n@data\n1,2\n").unwrap();
+        assert_eq!((d.name.as_str(), d.len()), ("bom", 1));
+        // Also when the file starts with a comment or straight with `@data`.
+        assert_eq!(load_str("\u{feff}# c\n@data\n1\n").unwrap().len(), 1);
+        assert_eq!(load_str("\u{feff}@data\n1\n").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_huge_bad_token_gives_a_short_message() {
+        let token = "q".repeat(10 << 20);
+        let e = err(&format!("@data\n1,{token}\n"));
+        assert!(e.len() < 200, "{}", &e[..200]);
+        assert!(
+            e.ends_with("…` (10485760 characters) is not a number"),
+            "{e}"
+        );
+        let e = err(&format!("@{token}\n@data\n"));
+        assert!(e.len() < 200, "{}", &e[..200]);
+    }
+
+    #[test]
+    fn missing_class_label_does_not_echo_the_dimension() {
+        let values = vec!["0.5"; 1_000_000].join(",");
+        let e = err(&format!("@classLabel true walk run\n@data\n1,2:{values}\n"));
+        assert!(e.len() < 300, "{} bytes", e.len());
+        assert!(
+            e.starts_with(
+                "case.ts:3: no class label after the last `:` (found the values `0.5,0.5,"
+            ),
+            "{e}"
+        );
+        assert!(
+            e.ends_with(
+                "(3999999 characters)); `@classLabel true` needs one of the declared labels \
+                 (walk run) at the end of every series"
+            ),
+            "{e}"
+        );
+        let many: Vec<String> = (0..100_000).map(|i| format!("class{i}")).collect();
+        let e = err(&format!(
+            "@classLabel true {}\n@data\n1:nope\n",
+            many.join(" ")
+        ));
+        assert!(e.len() < 300, "{e}");
+        assert!(
+            e.starts_with("case.ts:3: class label `nope` is not declared"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_ts_directory_is_named_as_such() {
+        let dir = TempDir::new("ts-dir");
+        let p = dir.0.join("Gestures_TRAIN.ts");
+        std::fs::create_dir(&p).unwrap();
+        let e = format!("{:#}", load(&p).unwrap_err());
+        assert!(
+            e.ends_with("Gestures_TRAIN.ts: is a directory, not a .ts file (give the path of the .ts file itself)"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -263,10 +263,9 @@ impl QuantModel {
         safetensors::serialize(views, Some(meta)).map_err(|e| anyhow!("serialising: {e}"))
     }
 
-    /// Writes the file.
+    /// Writes the file (atomically: see [`crate::output_file`]).
     pub fn save(&self, path: &Path) -> Result<()> {
-        std::fs::write(path, self.to_bytes()?)
-            .with_context(|| format!("{}: cannot write file", path.display()))
+        crate::output_file::write_atomically("", path, &self.to_bytes()?)
     }
 
     /// Reads a quantised file.
@@ -322,7 +321,10 @@ impl QuantModel {
         }
 
         // Find the prefix from `*.weight_ih_l0`.
-        let names: Vec<String> = tensors.names().into_iter().map(|s| s.to_string()).collect();
+        // `names()` iterates a hash map: sorted, so that messages naming keys are the same on
+        // every run.
+        let mut names: Vec<String> = tensors.names().into_iter().map(|s| s.to_string()).collect();
+        names.sort();
         let l0 = names
             .iter()
             .find(|n| n.ends_with("weight_ih_l0"))
