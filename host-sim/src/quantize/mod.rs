@@ -331,6 +331,7 @@ impl QuantModel {
         W: QuantWeight + tinyrnn::numeric::fixed_point::FixedWeight,
     {
         use crate::runtime_model::unit_major;
+        self.validate()?;
         let gates = self.cell.gates();
         let mut layers = Vec::new();
         for (k, l) in self.layers.iter().enumerate() {
