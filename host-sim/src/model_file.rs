@@ -456,7 +456,7 @@ impl FloatModel {
                         "metadata `{}`: folding it into `{}` gives a non-finite value at flat \
                          index {i} (a std too small for these weights)",
                         meta_keys::NORMALIZATION,
-                        key(name.to_string())
+                        short(&key(name.to_string()))
                     );
                 }
             }
@@ -503,6 +503,7 @@ fn float_difference(a: &FloatModel, b: &FloatModel) -> Option<String> {
 
 /// `len` finite values (a model's tensor named `name`).
 fn check_values(name: &str, values: &[f32], len: usize) -> Result<()> {
+    let name = short(name);
     if values.len() != len {
         bail!("`{name}` has {} values; expected {len}", values.len());
     }
@@ -811,9 +812,10 @@ impl Serialize for Header<'_> {
 
 /// Reads an `F32` tensor (F64/F16/BF16 are converted) with its shape.
 pub fn read_f32(tensors: &SafeTensors<'_>, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
+    let shown = short(name);
     let t = tensors.tensor(name).map_err(|e| match e {
-        safetensors::SafeTensorError::TensorNotFound(_) => anyhow!("missing key `{name}`"),
-        e => anyhow!("tensor `{name}`: {e}"),
+        safetensors::SafeTensorError::TensorNotFound(_) => anyhow!("missing key `{shown}`"),
+        e => anyhow!("tensor `{shown}`: {e}"),
     })?;
     let data = t.data();
     let values: Vec<f32> = match t.dtype() {
@@ -833,11 +835,11 @@ pub fn read_f32(tensors: &SafeTensors<'_>, name: &str) -> Result<(Vec<usize>, Ve
             .chunks_exact(2)
             .map(|b| f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16))
             .collect(),
-        other => bail!("tensor `{name}` has dtype {other:?}; expected a float type"),
+        other => bail!("tensor `{shown}` has dtype {other:?}; expected a float type"),
     };
     if let Some(i) = values.iter().position(|v| !v.is_finite()) {
         bail!(
-            "tensor `{name}` has a non-finite value ({}) at flat index {i}",
+            "tensor `{shown}` has a non-finite value ({}) at flat index {i}",
             values[i]
         );
     }
@@ -1058,7 +1060,7 @@ fn parse_model(c: &Container<'_>, given: Option<Nonlinearity>) -> Result<FloatMo
         if s_hh.len() != 2 || s_ih.len() != 2 {
             bail!(
                 "`{}` and `{}` must be 2-D",
-                key(&format!("weight_ih_l{k}")),
+                short(&key(&format!("weight_ih_l{k}"))),
                 key(&format!("weight_hh_l{k}"))
             );
         }
@@ -1066,7 +1068,7 @@ fn parse_model(c: &Container<'_>, given: Option<Nonlinearity>) -> Result<FloatMo
         if hidden == 0 || s_hh[0] % hidden != 0 {
             bail!(
                 "`{}` has shape {:?}: rows must be 1, 3 or 4 times the columns",
-                key(&format!("weight_hh_l{k}")),
+                short(&key(&format!("weight_hh_l{k}"))),
                 s_hh
             );
         }
@@ -1074,7 +1076,7 @@ fn parse_model(c: &Container<'_>, given: Option<Nonlinearity>) -> Result<FloatMo
         if ![1, 3, 4].contains(&gates) {
             bail!(
                 "`{}` has shape {:?}: {gates} gate blocks, expected 1 (RNN), 3 (GRU) or 4 (LSTM)",
-                key(&format!("weight_hh_l{k}")),
+                short(&key(&format!("weight_hh_l{k}"))),
                 s_hh
             );
         }
@@ -1085,9 +1087,9 @@ fn parse_model(c: &Container<'_>, given: Option<Nonlinearity>) -> Result<FloatMo
         if s_ih[0] != s_hh[0] {
             bail!(
                 "`{}` has {} rows but `{}` has {}",
-                key(&format!("weight_ih_l{k}")),
+                short(&key(&format!("weight_ih_l{k}"))),
                 s_ih[0],
-                key(&format!("weight_hh_l{k}")),
+                short(&key(&format!("weight_hh_l{k}"))),
                 s_hh[0]
             );
         }
@@ -1102,7 +1104,7 @@ fn parse_model(c: &Container<'_>, given: Option<Nonlinearity>) -> Result<FloatMo
             if input != prev.hidden_size {
                 bail!(
                     "`{}` expects {input} inputs but layer {} has {} hidden units",
-                    key(&format!("weight_ih_l{k}")),
+                    short(&key(&format!("weight_ih_l{k}"))),
                     k - 1,
                     prev.hidden_size
                 );
@@ -1114,7 +1116,11 @@ fn parse_model(c: &Container<'_>, given: Option<Nonlinearity>) -> Result<FloatMo
             }
             let (s, b) = read_f32(tensors, &name)?;
             if s != [gates * hidden] {
-                bail!("`{name}` has shape {s:?}; expected [{}]", gates * hidden);
+                bail!(
+                    "`{}` has shape {s:?}; expected [{}]",
+                    short(&name),
+                    gates * hidden
+                );
             }
             Ok(Some(b))
         };
@@ -1175,14 +1181,18 @@ fn parse_model(c: &Container<'_>, given: Option<Nonlinearity>) -> Result<FloatMo
             if s.len() != 2 || s[1] != hidden || s[0] == 0 {
                 bail!(
                     "head `{}` has shape {s:?}; expected [outputs, {hidden}]",
-                    join_key(p, "weight")
+                    short(&join_key(p, "weight"))
                 );
             }
             let bias_key = join_key(p, "bias");
             let bias = if names.binary_search(&bias_key).is_ok() {
                 let (sb, b) = read_f32(tensors, &bias_key)?;
                 if sb != [s[0]] {
-                    bail!("head `{bias_key}` has shape {sb:?}; expected [{}]", s[0]);
+                    bail!(
+                        "head `{}` has shape {sb:?}; expected [{}]",
+                        short(&bias_key),
+                        s[0]
+                    );
                 }
                 Some(b)
             } else {

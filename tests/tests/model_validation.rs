@@ -545,6 +545,15 @@ fn unknown_and_stray_tensors_are_refused_by_both_loaders() {
         &[],
         &["head.bias", "no matching weight", "head.weight"],
     );
+    // A very long unknown key is quoted in part.
+    let long = format!("norm.{}", "a".repeat(100_000));
+    for (i, src) in [case.model_path(), q15].iter().enumerate() {
+        let path = edited(tmp.path(), &format!("long_{i}.safetensors"), src, |t, _| {
+            t.insert(long.clone(), RawTensor::f32(vec![1], &[0.0]));
+        });
+        let line = run_fails(&path, &case.input_path(), &[], &["norm.aaa", "…"]);
+        assert!(line.len() < 400, "{} characters: {line}", line.len());
+    }
 }
 
 #[test]

@@ -402,7 +402,10 @@ impl QuantModel {
                 (format!("bias_hn_l{k}"), l.bias_hn.len(), bias_hn),
             ] {
                 if len != expected {
-                    bail!("`{}` has {len} values; expected {expected}", key(name));
+                    bail!(
+                        "`{}` has {len} values; expected {expected}",
+                        short(&key(name))
+                    );
                 }
             }
             self.check_weights(&key(format!("weight_ih_l{k}")), &l.w_ih)?;
@@ -463,7 +466,10 @@ impl QuantModel {
                     ("bias", h.bias.len(), h.output_size),
                 ] {
                     if len != expected {
-                        bail!("`{}` has {len} values; expected {expected}", hk(name));
+                        bail!(
+                            "`{}` has {len} values; expected {expected}",
+                            short(&hk(name))
+                        );
                     }
                 }
                 self.check_weights(&hk("weight"), &h.weight)?;
@@ -492,6 +498,7 @@ impl QuantModel {
 
     /// Weights fit the file's integer type (`i16` always; `i8` for w8a16).
     fn check_weights(&self, name: &str, values: &[i16]) -> Result<()> {
+        let name = short(name);
         if self.kind != QuantKind::W8a16 {
             return Ok(());
         }
@@ -524,6 +531,7 @@ fn check_format_ranges(what: &str, f: &QFormat) -> Result<()> {
 /// Every row's rescaling shift `frac + act_frac - pre_frac` lies in
 /// [`ROW_SHIFT_MIN`]`..=`[`ROW_SHIFT_MAX`] (module doc).
 fn check_row_shifts(name: &str, fracs: &[i8], act_frac: i8, f: &QFormat) -> Result<()> {
+    let name = short(name);
     for (row, &frac) in fracs.iter().enumerate() {
         let shift = frac as i32 + act_frac as i32 - f.pre_frac as i32;
         if !(ROW_SHIFT_MIN..=ROW_SHIFT_MAX).contains(&shift) {
