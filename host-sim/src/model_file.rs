@@ -3,7 +3,8 @@
 //! A file written by `safetensors.torch.save_file(model.state_dict(), path)` for a module holding
 //! one `nn.RNN`/`nn.LSTM`/`nn.GRU` (under any attribute name, or none) and optionally one
 //! `nn.Linear` head loads without any metadata: the cell kind is inferred from the number of gates
-//! (`weight_hh_l0` has 1, 3 or 4 times `hidden` rows), the layer count from the `_l{k}` suffixes.
+//! (`weight_hh_l0` has 1, 3 or 4 times `hidden` rows), the layer count from the `_l{k}` suffixes;
+//! only a plain RNN's nonlinearity, which the weights cannot tell, must come from the caller.
 //! `__metadata__` may add what the weights cannot say (see [`ModelMeta`]).
 //!
 //! Weights are kept here in PyTorch's own layout (gate-major rows, gate order i,f,g,o for LSTM and
@@ -22,9 +23,9 @@
 //! - a plain RNN (one gate block) needs its nonlinearity: PyTorch does not put `nonlinearity` in
 //!   a `state_dict`, so a file without `tinyrnn.nonlinearity` loads only when the caller names
 //!   one (`--nonlinearity`), and a caller's choice that contradicts the file is an error;
-//! - weights and normalisation are finite; each normalisation `std` lies in
-//!   [[`STD_MIN`], [`STD_MAX`]] (so `1/std` is a normal `f32`: neither infinite nor a subnormal
-//!   that has lost bits) and `|mean| ≤ MEAN_PER_STD · std` (see [`MEAN_PER_STD`]), and the
+//! - weights and normalisation are finite; each normalisation `std` lies between [`STD_MIN`] and
+//!   [`STD_MAX`] (so `1/std` is a normal `f32`: neither infinite nor a subnormal that has lost
+//!   bits) and `|mean| ≤ MEAN_PER_STD · std` (see [`MEAN_PER_STD`]), and the
 //!   weights folded with it ([`FloatModel::fold_normalization`]) are finite.
 //!
 //! [`FloatModel::to_bytes`] (and so [`FloatModel::save`]) checks the model against these rules,

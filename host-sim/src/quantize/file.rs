@@ -35,7 +35,7 @@
 //!   no information and its weights only pretend to.
 //! - w8a16 weights fit `i8`.
 //! - Every tensor is used, layer indices are canonical and below
-//!   [`MAX_LAYERS`](crate::model_file::MAX_LAYERS), the nonlinearity rules of
+//!   [`MAX_LAYERS`], the nonlinearity rules of
 //!   [`crate::model_file`] apply, and class names match the head.
 //!
 //! [`QuantModel::to_bytes`] (and [`QuantModel::save`]) checks these, parses its own bytes back and
