@@ -7,7 +7,48 @@ use tinyrnn::{F32Fast, F32, Q15, W8A16};
 
 use crate::dataset::Series;
 use crate::model_file::{FloatModel, Nonlinearity};
+use crate::quantize::QuantModel;
 use crate::runtime_model::RuntimeModel;
+
+/// A model file as stored: `f32` (PyTorch layout) or quantised.
+///
+/// The one place that decides which of the two a file is (its metadata has
+/// `tinyrnn.numeric` or not), so that every subcommand reads files by the same rules.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ModelFile {
+    /// An `f32` model.
+    Float(FloatModel),
+    /// A q15 or w8a16 model.
+    Quant(QuantModel),
+}
+
+impl ModelFile {
+    /// Parses either kind of file. `nonlinearity` is a plain RNN's nonlinearity when the file
+    /// does not store it; it must agree with the file when it does (see
+    /// [`crate::model_file`]).
+    pub fn from_bytes(bytes: &[u8], nonlinearity: Option<Nonlinearity>) -> Result<ModelFile> {
+        Ok(if crate::quantize::file::is_quantized(bytes)? {
+            ModelFile::Quant(QuantModel::from_bytes_with(bytes, nonlinearity)?)
+        } else {
+            ModelFile::Float(FloatModel::from_bytes(bytes, nonlinearity)?)
+        })
+    }
+
+    /// Reads and parses a file; errors name the file.
+    pub fn load(path: &Path, nonlinearity: Option<Nonlinearity>) -> Result<ModelFile> {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("{}: cannot read file", path.display()))?;
+        Self::from_bytes(&bytes, nonlinearity).with_context(|| path.display().to_string())
+    }
+
+    /// The class names the file stores (empty if none).
+    pub fn class_names(&self) -> &[String] {
+        match self {
+            ModelFile::Float(m) => &m.meta.class_names,
+            ModelFile::Quant(q) => &q.meta.class_names,
+        }
+    }
+}
 
 /// A runtime model in one of the numeric types.
 #[derive(Clone, Debug)]
@@ -38,27 +79,21 @@ macro_rules! with_model {
 impl AnyModel {
     /// Loads a model file; `fast` selects the fast activations for `f32` models.
     pub fn load(path: &Path, nonlinearity: Option<Nonlinearity>, fast: bool) -> Result<AnyModel> {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("{}: cannot read file", path.display()))?;
-        let quantized = crate::quantize::file::is_quantized(&bytes)
-            .with_context(|| path.display().to_string())?;
-        if quantized {
-            let q = crate::quantize::QuantModel::from_bytes(&bytes)
-                .with_context(|| path.display().to_string())?;
-            return Ok(
-                match q.to_runtime().with_context(|| path.display().to_string())? {
-                    crate::quantize::QuantRuntime::Q15(m) => AnyModel::Q15(m),
-                    crate::quantize::QuantRuntime::W8a16(m) => AnyModel::W8a16(m),
-                },
-            );
-        }
-        let float = FloatModel::from_bytes(&bytes, nonlinearity)
-            .with_context(|| path.display().to_string())?;
-        let ctx = || path.display().to_string();
-        Ok(if fast {
-            AnyModel::F32Fast(RuntimeModel::from_float_with(&float, |_| ()).with_context(ctx)?)
-        } else {
-            AnyModel::F32(RuntimeModel::from_float(&float).with_context(ctx)?)
+        let file = ModelFile::load(path, nonlinearity)?;
+        AnyModel::from_file(&file, fast).with_context(|| path.display().to_string())
+    }
+
+    /// The runnable model of a parsed file; `fast` selects the fast activations for `f32`.
+    pub fn from_file(file: &ModelFile, fast: bool) -> Result<AnyModel> {
+        Ok(match file {
+            ModelFile::Quant(q) => match q.to_runtime()? {
+                crate::quantize::QuantRuntime::Q15(m) => AnyModel::Q15(m),
+                crate::quantize::QuantRuntime::W8a16(m) => AnyModel::W8a16(m),
+            },
+            ModelFile::Float(float) if fast => {
+                AnyModel::F32Fast(RuntimeModel::from_float_with(float, |_| ())?)
+            }
+            ModelFile::Float(float) => AnyModel::F32(RuntimeModel::from_float(float)?),
         })
     }
 

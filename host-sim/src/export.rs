@@ -170,6 +170,9 @@ pub fn generate(model: ExportModel<'_>, golden: Option<&Golden>) -> Result<(Stri
     let (numeric, act_ty, kind, hidden, inputs, head_code, out_ty, input_frac, output_frac);
     match model {
         ExportModel::Float { model: m, fast } => {
+            // Guards: what is written must be valid Rust with the model's meaning (a non-finite
+            // folded weight would print as `inf`, which is not a literal).
+            m.validate()?;
             let m = m.fold_normalization();
             numeric = if fast {
                 "tinyrnn::F32Fast"
@@ -234,6 +237,9 @@ pub fn generate(model: ExportModel<'_>, golden: Option<&Golden>) -> Result<(Stri
             output_frac = 0;
         }
         ExportModel::Quant(q) => {
+            // Guards: every format becomes a `FixedI16<U{frac}>`-style type or a shift in the
+            // kernels; out-of-range values would not compile or would compute nonsense.
+            q.validate()?;
             numeric = match q.kind {
                 QuantKind::Q15 => "tinyrnn::Q15",
                 QuantKind::W8a16 => "tinyrnn::W8A16",
@@ -451,17 +457,15 @@ impl Exportable {
         nonlinearity: Option<Nonlinearity>,
         fast: bool,
     ) -> Result<Exportable> {
-        use anyhow::Context;
-        let bytes =
-            std::fs::read(path).with_context(|| format!("{}: cannot read file", path.display()))?;
-        let ctx = || path.display().to_string();
-        if !crate::quantize::file::is_quantized(&bytes).with_context(ctx)? {
-            let model = FloatModel::from_bytes(&bytes, nonlinearity)
-                .with_context(ctx)?
-                .fold_normalization();
-            return Ok(Exportable::Float { model, fast });
-        }
-        let quant = QuantModel::from_bytes(&bytes).with_context(ctx)?;
+        let quant = match crate::any_model::ModelFile::load(path, nonlinearity)? {
+            crate::any_model::ModelFile::Float(model) => {
+                return Ok(Exportable::Float {
+                    model: model.fold_normalization(),
+                    fast,
+                });
+            }
+            crate::any_model::ModelFile::Quant(quant) => quant,
+        };
         if fast {
             anyhow::bail!(
                 "{}: --fast selects the fast activations of an f32 model, but this model is {} \

@@ -266,6 +266,10 @@ impl<N: HostNumeric<Weight = f32, Bias = f32, RowScale = ()>> RuntimeModel<N> {
             scale: vec![(); h.output_size],
             format: format(model.layers.len()),
         });
+        if let Some(n) = &model.meta.normalization {
+            // A file loader has checked it; a model built in memory gets the same ranges.
+            crate::model_file::check_normalization(n, model.input_size())?;
+        }
         let normalization = model
             .meta
             .normalization

@@ -292,8 +292,32 @@ pub fn read_tensors(path: &Path) -> BTreeMap<String, RawTensor> {
         .collect()
 }
 
+/// The `__metadata__` of a safetensors file (empty if it has none).
+pub fn read_metadata(path: &Path) -> BTreeMap<String, String> {
+    let bytes =
+        std::fs::read(path).unwrap_or_else(|e| panic!("{}: cannot read: {e}", path.display()));
+    let (_, header) = SafeTensors::read_metadata(&bytes)
+        .unwrap_or_else(|e| panic!("{}: not safetensors: {e}", path.display()));
+    header
+        .metadata()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect()
+}
+
 /// Writes tensors as a safetensors file (no metadata, like `safetensors.torch.save_file`).
 pub fn write_tensors(path: &Path, tensors: &BTreeMap<String, RawTensor>) {
+    write_tensors_with_metadata(path, tensors, &BTreeMap::new());
+}
+
+/// Writes tensors and `__metadata__` as a safetensors file with the `safetensors` crate itself
+/// (not through `tinyrnn`'s checked writers), so that tests can make files the writers refuse.
+pub fn write_tensors_with_metadata(
+    path: &Path,
+    tensors: &BTreeMap<String, RawTensor>,
+    metadata: &BTreeMap<String, String>,
+) {
     let views: Vec<(String, TensorView<'_>)> = tensors
         .iter()
         .map(|(name, t)| {
@@ -302,7 +326,8 @@ pub fn write_tensors(path: &Path, tensors: &BTreeMap<String, RawTensor>) {
             (name.clone(), view)
         })
         .collect();
-    let bytes = safetensors::serialize(views, None).expect("serialise safetensors");
+    let metadata = (!metadata.is_empty()).then(|| metadata.clone().into_iter().collect());
+    let bytes = safetensors::serialize(views, metadata).expect("serialise safetensors");
     std::fs::write(path, bytes).unwrap_or_else(|e| panic!("{}: cannot write: {e}", path.display()));
 }
 

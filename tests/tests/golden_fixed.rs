@@ -9,7 +9,9 @@ use tinyrnn_sim::any_model::AnyModel;
 use tinyrnn_sim::dataset::read_sequence_csv;
 use tinyrnn_sim::model_file::{FloatModel, Nonlinearity};
 use tinyrnn_sim::quantize::{self, Granularity, QuantKind, QuantModel, QuantOptions};
-use tinyrnn_tests::{cases, fixtures_dir, Case};
+use tinyrnn_tests::{
+    cases, fixtures_dir, read_metadata, read_tensors, write_tensors_with_metadata, Case,
+};
 
 const FORMATS: [(&str, QuantKind, Granularity); 2] = [
     ("q15", QuantKind::Q15, Granularity::Tensor),
@@ -146,35 +148,67 @@ fn q15_keeps_the_argmax_on_99_percent_of_steps() {
     assert!(with_head >= 6);
 }
 
+/// A quantised file with inconsistent formats is refused by the loader, and the writer refuses to
+/// produce one. (The writer used to write anything; the bad files are now made by editing a good
+/// file's metadata with the `safetensors` crate directly.)
 #[test]
 fn inconsistent_quantized_files_are_rejected_with_a_clear_error() {
     let case = Case::load("gru_2l_head");
-    let q = QuantModel::load(&golden_dir(&case).join("q15.safetensors")).expect("load");
+    let good = golden_dir(&case).join("q15.safetensors");
+    let q = QuantModel::load(&good).expect("load");
     let tmp = tempfile::tempdir().expect("tmp");
-    let check = |q: &QuantModel, what: &str, needle: &str| {
-        let path = tmp.path().join(format!("{what}.safetensors"));
-        q.save(&path).expect("save");
-        let err = AnyModel::load(&path, None, false)
-            .err()
-            .unwrap_or_else(|| panic!("{what}: loaded"));
-        let msg = format!("{err:#}");
-        assert!(
-            msg.contains(needle) && msg.contains(&path.display().to_string()),
-            "{what}: {msg}"
-        );
-    };
-    let mut bad = q.clone();
-    bad.layers[1].format.x_frac = 3;
-    check(&bad, "chain", "x_frac");
-    let mut bad = q.clone();
-    bad.layers[0].format.pre_frac = 40;
-    check(&bad, "range", "pre_frac");
-    let mut bad = q.clone();
-    bad.input_frac = 2;
-    check(&bad, "input", "input_frac");
+    let check =
+        |what: &str, edit: &dyn Fn(&mut QuantModel, &mut serde_json::Value), needle: &str| {
+            let (mut bad, mut formats) = (q.clone(), formats_json(&good));
+            edit(&mut bad, &mut formats);
+            let refused = bad
+                .to_bytes()
+                .err()
+                .unwrap_or_else(|| panic!("{what}: written"));
+            assert!(
+                format!("{refused:#}").contains(needle),
+                "{what}: {refused:#}"
+            );
+            let path = tmp.path().join(format!("{what}.safetensors"));
+            let mut metadata = read_metadata(&good);
+            metadata.insert("tinyrnn.formats".into(), formats.to_string());
+            write_tensors_with_metadata(&path, &read_tensors(&good), &metadata);
+            let err = AnyModel::load(&path, None, false)
+                .err()
+                .unwrap_or_else(|| panic!("{what}: loaded"));
+            let msg = format!("{err:#}");
+            assert!(
+                msg.contains(needle) && msg.contains(&path.display().to_string()),
+                "{what}: {msg}"
+            );
+        };
+    check(
+        "chain",
+        &|q, f| {
+            q.layers[1].format.x_frac = 3;
+            f["layers"][1]["x_frac"] = 3.into();
+        },
+        "x_frac",
+    );
+    check(
+        "range",
+        &|q, f| {
+            q.layers[0].format.pre_frac = 40;
+            f["layers"][0]["pre_frac"] = 40.into();
+        },
+        "pre_frac",
+    );
+    check(
+        "input",
+        &|q, f| {
+            q.input_frac = 2;
+            f["input_frac"] = 2.into();
+        },
+        "input_frac",
+    );
 
     // Metadata without the formats entry.
-    let bytes = std::fs::read(golden_dir(&case).join("q15.safetensors")).expect("read");
+    let bytes = std::fs::read(&good).expect("read");
     // Same-length rename inside the JSON header keeps the file valid safetensors.
     let needle = b"tinyrnn.formats";
     let mut renamed = bytes.clone();
@@ -187,4 +221,10 @@ fn inconsistent_quantized_files_are_rejected_with_a_clear_error() {
     std::fs::write(&path, &renamed).expect("write");
     let err = AnyModel::load(&path, None, false).expect_err("must fail");
     assert!(format!("{err:#}").contains("tinyrnn.formats"), "{err:#}");
+}
+
+/// The `tinyrnn.formats` JSON of a quantised file.
+fn formats_json(path: &std::path::Path) -> serde_json::Value {
+    let metadata = read_metadata(path);
+    serde_json::from_str(&metadata["tinyrnn.formats"]).expect("formats JSON")
 }

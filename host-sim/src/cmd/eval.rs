@@ -20,12 +20,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 use rayon::prelude::*;
 
-use crate::any_model::AnyModel;
+use crate::any_model::{AnyModel, ModelFile};
 use crate::cmd::run::parse_nonlinearity;
 use crate::cmd::{load_options, FillMissing};
 use crate::dataset::{self, Dataset, Labels};
 use crate::evaluation::{argmax, metrics_table, Confusion};
-use crate::model_file::{FloatModel, Nonlinearity};
+use crate::model_file::Nonlinearity;
 use crate::output_file::{refuse_overlaps, OutputFile};
 use crate::quote::{quote, shorten};
 
@@ -55,26 +55,6 @@ pub struct Args {
     /// Use the fast (micromath) activations instead of the accurate ones (f32 models).
     #[arg(long)]
     pub fast: bool,
-}
-
-/// The class names stored in a model file (empty if it has none).
-fn model_class_names(path: &Path, nonlinearity: Option<Nonlinearity>) -> Result<Vec<String>> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("{}: cannot read file", path.display()))?;
-    let ctx = || path.display().to_string();
-    Ok(
-        if crate::quantize::file::is_quantized(&bytes).with_context(ctx)? {
-            crate::quantize::QuantModel::from_bytes(&bytes)
-                .with_context(ctx)?
-                .meta
-                .class_names
-        } else {
-            FloatModel::from_bytes(&bytes, nonlinearity)
-                .with_context(ctx)?
-                .meta
-                .class_names
-        },
-    )
 }
 
 /// Numeric format of a loaded model, as its name on the command line.
@@ -135,7 +115,9 @@ pub fn main(args: Args) -> Result<()> {
         }
         None => None,
     };
-    let model = AnyModel::load(&args.model, args.nonlinearity, args.fast)?;
+    let file = ModelFile::load(&args.model, args.nonlinearity)?;
+    let model =
+        AnyModel::from_file(&file, args.fast).with_context(|| args.model.display().to_string())?;
     let has_head = crate::with_model!(&model, m => m.head.is_some());
     if !has_head {
         bail!(
@@ -144,7 +126,7 @@ pub fn main(args: Args) -> Result<()> {
         );
     }
     let outputs = model.output_size();
-    let stored_classes = model_class_names(&args.model, args.nonlinearity)?;
+    let stored_classes = file.class_names().to_vec();
 
     let ds = dataset::load_with(&args.data, &load_options(args.fill_missing))?;
     let data = &args.data;

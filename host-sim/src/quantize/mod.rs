@@ -100,6 +100,14 @@ pub fn pre_frac(max: f64, headroom: f64) -> i8 {
     (30 - int_bits(max * headroom)).clamp(0, 24) as i8
 }
 
+/// `pre_frac` for pre-activations up to `max` (times the headroom) whose biases `bias` must fit
+/// the `i32` too: a normalisation folded into layer 0 (`b - W·mean/std`) can make a bias far
+/// larger than any pre-activation it takes part in, and a saturated bias shifts every output.
+fn pre_frac_holding<'b>(max: f64, bias: impl Iterator<Item = &'b f32>, opts: &QuantOptions) -> i8 {
+    let bias_max = bias.fold(0f64, |m, b| m.max(b.abs() as f64));
+    pre_frac(max, opts.headroom).min(pre_frac(bias_max, opts.headroom))
+}
+
 /// The largest `frac` at which `max_abs · 2^frac` still fits `limit` (clamped to `-8..=24`).
 pub fn weight_frac(max_abs: f64, limit: i32) -> i8 {
     if max_abs <= 0.0 {
@@ -211,10 +219,17 @@ pub fn quantize(
             CellKind::Rnn(Nonlinearity::Relu) => act_frac(st.hidden.max_abs, opts.headroom),
             _ => 15,
         };
+        // Biases: folded, but kept gate-major here (the file's layout); b_hn separate for GRU.
+        let (bias_um, bias_hn) = folded_biases(
+            model.kind,
+            l.hidden_size,
+            l.b_ih.as_deref(),
+            l.b_hh.as_deref(),
+        );
         let format = QFormat {
             x_frac,
             h_frac,
-            pre_frac: pre_frac(st.pre.max_abs, opts.headroom),
+            pre_frac: pre_frac_holding(st.pre.max_abs, bias_um.iter().chain(&bias_hn), opts),
             c_frac: if model.kind == CellKind::Lstm {
                 act_frac(st.cell.max_abs, opts.headroom)
             } else {
@@ -224,13 +239,6 @@ pub fn quantize(
         let rows = gates * l.hidden_size;
         let (w_ih, frac_ih) = quantize_matrix(&l.w_ih, rows, l.input_size, opts);
         let (w_hh, frac_hh) = quantize_matrix(&l.w_hh, rows, l.hidden_size, opts);
-        // Biases: folded, but kept gate-major here (the file's layout); b_hn separate for GRU.
-        let (bias_um, bias_hn) = folded_biases(
-            model.kind,
-            l.hidden_size,
-            l.b_ih.as_deref(),
-            l.b_hh.as_deref(),
-        );
         let mut bias = vec![0i32; rows];
         for j in 0..l.hidden_size {
             for g in 0..gates {
@@ -260,7 +268,7 @@ pub fn quantize(
         let format = QFormat {
             x_frac,
             h_frac: 0,
-            pre_frac: pre_frac(st.pre.max_abs, opts.headroom),
+            pre_frac: pre_frac_holding(st.pre.max_abs, h.bias.iter().flatten(), opts),
             c_frac: 0,
         };
         let (weight, frac) = quantize_matrix(&h.weight, h.output_size, h.input_size, opts);
@@ -331,6 +339,7 @@ impl QuantModel {
         W: QuantWeight + tinyrnn::numeric::fixed_point::FixedWeight,
     {
         use crate::runtime_model::unit_major;
+        self.validate()?;
         let gates = self.cell.gates();
         let mut layers = Vec::new();
         for (k, l) in self.layers.iter().enumerate() {
