@@ -69,6 +69,8 @@ pub use csv::{open_sequence_csv, read_sequence_csv, SequenceReader};
 use anyhow::{bail, Result};
 use std::path::{Path, PathBuf};
 
+use crate::model_file::{MEAN_PER_STD, STD_MAX, STD_MIN};
+
 /// One multichannel series: `steps` rows × `channels` columns, row-major.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Series {
@@ -216,17 +218,22 @@ pub fn channel_stats(ds: &Dataset) -> (Vec<f32>, Vec<f32>) {
             sq[k] += d * d;
         }
     }
+    let mean: Vec<f32> = mean.iter().map(|&m| m as f32).collect();
     let std = (0..c)
         .map(|k| {
             let s = (sq[k] / count as f64).sqrt() as f32;
-            if min[k] == max[k] || s <= 0.0 || !s.is_finite() {
+            let s = if min[k] == max[k] || s <= 0.0 || !s.is_finite() {
                 1.0
             } else {
                 s
-            }
+            };
+            // A spread that tiny against the mean carries no information a folded f32 model
+            // could keep, and a model file with it would be refused
+            // (`model_file::MEAN_PER_STD`): widen it to the limit.
+            s.clamp((mean[k].abs() / MEAN_PER_STD).max(STD_MIN), STD_MAX)
         })
         .collect();
-    (mean.iter().map(|&m| m as f32).collect(), std)
+    (mean, std)
 }
 
 impl Dataset {
@@ -376,6 +383,20 @@ mod tests {
         let (mean, std) = channel_stats(&d);
         assert_eq!(mean, vec![0.1, 0.0]);
         assert_eq!(std, vec![1.0, 1.0]);
+    }
+
+    #[test]
+    fn stats_are_always_a_valid_normalisation() {
+        // A constant channel far from zero, and one whose spread is far below its mean.
+        let d = ds(vec![vec![[1e9, 3e8], [1e9, 3e8 + 1.0]]]);
+        let (mean, std) = channel_stats(&d);
+        let n = crate::model_file::Normalization { mean, std };
+        crate::model_file::check_normalization(&n, 2).expect("valid");
+        assert!(n
+            .std
+            .iter()
+            .zip(&n.mean)
+            .all(|(s, m)| m.abs() / s <= MEAN_PER_STD));
     }
 
     #[test]
