@@ -1,0 +1,485 @@
+//! The decision layer: from logits to events, as a classifier on a device needs them.
+//!
+//! Each update takes one vector of logits (one per class: the head's outputs at the end of a
+//! [window](super::window)) through four stages, all integer after the softmax:
+//!
+//! 1. **Softmax** ([`Logit::softmax_q15`]): probabilities in Q15, `p = round(2^15 · e^(z_i −
+//!    z_max) / Σ_j e^(z_j − z_max))` (so `32768` is 1.0, stored in a `u16`). Fixed-point logits
+//!    (`i32` at `frac` fractional bits, a head's `pre_frac`) are converted with integers only:
+//!    the exponent in base 2, `y = (z_max − z_i) · log2(e) / 2^frac`, is rounded to 16
+//!    fractional bits; `2^(−y)` is a table of 129 entries `2^(−j/128)` (Q31, 516 bytes of
+//!    flash) with linear interpolation, shifted right by `⌊y⌋`; each probability is one
+//!    rounded `u64` division. `f32` logits compute `y` in `f32` and take the same integer path.
+//!    **Error** against the `f64` softmax: at most `1.5e-5 + 2.6e-5 · p` (below 1.4 LSB of
+//!    Q15), held by the property tests of this file.
+//! 2. **Smoothing** ([`Smoothing`]): none, the mean of the last `m` probability vectors (a
+//!    `heapless` ring buffer; rounded half up; over fewer vectors while it fills), or an
+//!    exponential average `s += (p − s) / 2^k` kept with 15 extra fractional bits (rounded
+//!    half up), started at the first vector.
+//! 3. **Candidate**: the class with the largest smoothed probability (the first on ties). If
+//!    its probability is below `min_confidence`, the candidate is *unknown*; if it leads the
+//!    runner-up by less than `margin`, there is no candidate this update.
+//! 4. **Hysteresis and suppression**: the decision changes to a candidate only after that same
+//!    candidate has been seen on `hold` consecutive updates (an update without a candidate, or
+//!    with the current decision as candidate, starts the count again), and not within
+//!    `refractory` updates after the previous change — the suppression window of keyword
+//!    spotters. Each change is an event, a [`Decision`]; the first decision after a start or a
+//!    reset is one too.
+//!
+//! Counts are in updates: with windows of `k` samples, `hold` and `refractory` count windows.
+//! With fixed-point logits every stage is integer arithmetic, so the events are bit-identical
+//! on the host and on every target; there is no allocation and no panic on any input (NaN
+//! logits included: see [`Logit::softmax_q15`]).
+
+use heapless::HistoryBuffer;
+
+use super::finite::FiniteCheck;
+use super::ConfigError;
+
+/// Probability 1.0 in the Q15 probabilities the decision layer works with (`u16`).
+pub const PROB_ONE: u16 = 1 << 15;
+
+/// `p` in Q15, rounded half up and clamped to `0..=1` (NaN → 0): for thresholds in a `const`.
+pub const fn q15(p: f32) -> u16 {
+    if p.is_nan() || p <= 0.0 {
+        0
+    } else if p >= 1.0 {
+        PROB_ONE
+    } else {
+        (p * 32768.0 + 0.5) as u16
+    }
+}
+
+/// `round(log2(e) · 2^30)`.
+const LOG2E_Q30: u64 = 1_549_082_005;
+
+/// `round(2^31 · 2^(−j/128))` for `j = 0..=128`; the test `exp2_table_is_correctly_rounded`
+/// recomputes every entry in `f64`.
+const EXP2_Q31: [u32; 129] = [
+    0x80000000, 0x7F4F08AE, 0x7E9F0606, 0x7DEFF6B6, 0x7D41D96E, 0x7C94ACDE, 0x7BE86FBA, 0x7B3D20B6,
+    0x7A92BE8B, 0x79E947EF, 0x7940BB9E, 0x78991854, 0x77F25CCE, 0x774C87CC, 0x76A7980F, 0x76038C5B,
+    0x75606374, 0x74BE1C20, 0x741CB528, 0x737C2D55, 0x72DC8374, 0x723DB650, 0x719FC4B9, 0x7102AD80,
+    0x70666F76, 0x6FCB096F, 0x6F307A41, 0x6E96C0C3, 0x6DFDDBCC, 0x6D65CA38, 0x6CCE8AE1, 0x6C381CA6,
+    0x6BA27E65, 0x6B0DAEFF, 0x6A79AD56, 0x69E6784D, 0x69540EC9, 0x68C26FB1, 0x683199ED, 0x67A18C68,
+    0x6712460B, 0x6683C5C3, 0x65F60A7F, 0x6569132F, 0x64DCDEC3, 0x64516C2E, 0x63C6BA64, 0x633CC85B,
+    0x62B39509, 0x622B1F66, 0x61A3666D, 0x611C6919, 0x60962665, 0x60109D51, 0x5F8BCCDB, 0x5F07B405,
+    0x5E8451D0, 0x5E01A53F, 0x5D7FAD59, 0x5CFE6923, 0x5C7DD7A4, 0x5BFDF7E5, 0x5B7EC8F2, 0x5B0049D4,
+    0x5A82799A, 0x5A055751, 0x5988E209, 0x590D18D3, 0x5891FAC1, 0x581786E6, 0x579DBC57, 0x57249A29,
+    0x56AC1F75, 0x56344B52, 0x55BD1CDB, 0x55469329, 0x54D0AD5A, 0x545B6A8B, 0x53E6C9DA, 0x5372CA68,
+    0x52FF6B55, 0x528CABC3, 0x521A8AD7, 0x51A907B4, 0x51382182, 0x50C7D765, 0x50582888, 0x4FE91413,
+    0x4F7A9930, 0x4F0CB70C, 0x4E9F6CD4, 0x4E32B9B4, 0x4DC69CDD, 0x4D5B157E, 0x4CF022CA, 0x4C85C3F1,
+    0x4C1BF829, 0x4BB2BEA5, 0x4B4A169C, 0x4AE1FF43, 0x4A7A77D4, 0x4A137F88, 0x49AD1598, 0x4947393F,
+    0x48E1E9BA, 0x487D2646, 0x4818EE22, 0x47B5408C, 0x47521CC6, 0x46EF8210, 0x468D6FAE, 0x462BE4E2,
+    0x45CAE0F2, 0x456A6323, 0x450A6ABB, 0x44AAF702, 0x444C0740, 0x43ED9AC0, 0x438FB0CB, 0x433248AE,
+    0x42D561B4, 0x4278FB2B, 0x421D1462, 0x41C1ACA7, 0x4166C34C, 0x410C57A2, 0x40B268FA, 0x4058F6A8,
+    0x40000000,
+];
+
+/// `2^(−y) · 2^31` for `y ≥ 0` in units of 2⁻¹⁶ (`y_q16`), rounded; 0 below 2⁻³²·2³¹.
+///
+/// Linear interpolation in the 128 intervals of [`EXP2_Q31`] (relative error below 7.4e-6:
+/// `h²/8 · max|f''| / min f` with `h = 1/128`), then a rounded right shift by `⌊y⌋`.
+#[inline]
+fn exp2_neg_q31(y_q16: u64) -> u32 {
+    let whole = y_q16 >> 16;
+    if whole >= 32 {
+        return 0;
+    }
+    let fraction = (y_q16 & 0xFFFF) as u32;
+    // The masks keep both indices within the table, so no bounds check remains.
+    let j = (fraction >> 9) as usize & 127;
+    let (a, b) = (EXP2_Q31[j], EXP2_Q31[j + 1]);
+    let within = (fraction & 0x1FF) as u64;
+    let drop = (((a - b) as u64 * within + 256) >> 9) as u32;
+    let v = a - drop;
+    match whole as u32 {
+        0 => v,
+        s => (v >> s) + ((v >> (s - 1)) & 1),
+    }
+}
+
+/// A head's output type: `f32`, or `i32` fixed point. The decision layer's entry point.
+pub trait Logit: Copy + Default + FiniteCheck {
+    /// `(larger − z) · log2(e)` in units of 2⁻¹⁶, rounded, saturating, for `larger ≥ z`;
+    /// fixed-point logits have `frac` fractional bits (`f32` ignores it).
+    fn exponent_q16(larger: Self, z: Self, frac: u8) -> u64;
+
+    /// The larger of two finite logits.
+    fn larger(a: Self, b: Self) -> Self;
+
+    /// Softmax of `logits` into Q15 probabilities (`32768` = 1.0), as many as `out` holds
+    /// (further logits are ignored, further outputs left alone).
+    ///
+    /// Returns `false`, with every output 0, when a logit is NaN or infinite (the pipeline
+    /// never passes those: it resets the state first) or there are none.
+    fn softmax_q15(logits: &[Self], frac: u8, out: &mut [u16]) -> bool {
+        let n = logits.len().min(out.len());
+        let (logits, out) = (
+            logits.get(..n).unwrap_or_default(),
+            out.get_mut(..n).unwrap_or_default(),
+        );
+        let finite = logits.iter().all(|z| z.is_finite());
+        let largest = logits.iter().copied().reduce(Self::larger);
+        let (true, Some(largest)) = (finite, largest) else {
+            out.fill(0);
+            return false;
+        };
+        let e = |z: Self| exp2_neg_q31(Self::exponent_q16(largest, z, frac)) as u64;
+        // The largest logit contributes exactly 2^31, so the sum is at least that.
+        let sum: u64 = logits.iter().map(|&z| e(z)).sum();
+        for (p, &z) in out.iter_mut().zip(logits) {
+            *p = (((e(z) << 15) + sum / 2) / sum.max(1)) as u16;
+        }
+        true
+    }
+}
+
+impl Logit for i32 {
+    #[inline]
+    fn exponent_q16(larger: i32, z: i32, frac: u8) -> u64 {
+        // Differences of i32 values fit 33 bits; times log2(e) · 2^30 stays below 2^63.
+        let d = (larger as i64 - z as i64).max(0) as u64;
+        let shift = frac.min(31) as u32 + 14;
+        (d * LOG2E_Q30 + (1 << (shift - 1))) >> shift
+    }
+
+    #[inline]
+    fn larger(a: i32, b: i32) -> i32 {
+        a.max(b)
+    }
+}
+
+impl Logit for f32 {
+    #[inline]
+    fn exponent_q16(larger: f32, z: f32, _frac: u8) -> u64 {
+        // An overflow of the difference to +∞ saturates the conversion: e = 0, as it should.
+        ((larger - z) * core::f32::consts::LOG2_E * 65536.0 + 0.5) as u64
+    }
+
+    #[inline]
+    fn larger(a: f32, b: f32) -> f32 {
+        if b > a {
+            b
+        } else {
+            a
+        }
+    }
+}
+
+/// How probabilities are smoothed over updates before a class is picked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Smoothing {
+    /// The latest probabilities as they are.
+    None,
+    /// The mean of the last `window` probability vectors (`1..=K`, the decider's capacity).
+    Mean {
+        /// Vectors averaged.
+        window: u16,
+    },
+    /// `s += (p − s) / 2^shift` per update (`shift` in `1..=15`; weight of the newest vector
+    /// `2^−shift`), started at the first vector.
+    Exponential {
+        /// Smoothing shift.
+        shift: u8,
+    },
+}
+
+/// The decision layer's parameters (probabilities in Q15: see [`q15`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct DecisionConfig {
+    /// Smoothing of the probabilities.
+    pub smoothing: Smoothing,
+    /// Below this smoothed top probability the candidate is *unknown* (0: never).
+    pub min_confidence: u16,
+    /// The top class must lead the runner-up by at least this much to be a candidate.
+    pub margin: u16,
+    /// Consecutive updates a candidate must be seen before the decision changes (at least 1).
+    pub hold: u16,
+    /// Updates after an event during which the decision does not change again.
+    pub refractory: u32,
+}
+
+impl DecisionConfig {
+    /// The plain argmax of every update: no smoothing, no threshold, no margin, `hold` 1, no
+    /// refractory period. Refine it with the `with_*` methods.
+    pub const fn new() -> Self {
+        DecisionConfig {
+            smoothing: Smoothing::None,
+            min_confidence: 0,
+            margin: 0,
+            hold: 1,
+            refractory: 0,
+        }
+    }
+
+    /// With `smoothing`.
+    pub const fn with_smoothing(self, smoothing: Smoothing) -> Self {
+        DecisionConfig { smoothing, ..self }
+    }
+
+    /// With a minimum confidence (Q15) below which the decision is unknown.
+    pub const fn with_min_confidence(self, min_confidence: u16) -> Self {
+        DecisionConfig {
+            min_confidence,
+            ..self
+        }
+    }
+
+    /// With a margin (Q15) by which the top class must lead.
+    pub const fn with_margin(self, margin: u16) -> Self {
+        DecisionConfig { margin, ..self }
+    }
+
+    /// With a hysteresis of `hold` consecutive updates.
+    pub const fn with_hold(self, hold: u16) -> Self {
+        DecisionConfig { hold, ..self }
+    }
+
+    /// With a refractory period of `refractory` updates after each event.
+    pub const fn with_refractory(self, refractory: u32) -> Self {
+        DecisionConfig { refractory, ..self }
+    }
+
+    /// Checks the parameters against a smoothing capacity of `capacity` vectors.
+    pub const fn check(&self, capacity: usize) -> Result<(), ConfigError> {
+        if self.hold == 0 {
+            return Err(ConfigError::Hold);
+        }
+        if self.min_confidence > PROB_ONE {
+            return Err(ConfigError::Probability {
+                field: "min_confidence",
+                value: self.min_confidence,
+            });
+        }
+        if self.margin > PROB_ONE {
+            return Err(ConfigError::Probability {
+                field: "margin",
+                value: self.margin,
+            });
+        }
+        match self.smoothing {
+            Smoothing::Mean { window } if window == 0 || window as usize > capacity => {
+                Err(ConfigError::SmoothingWindow { window, capacity })
+            }
+            Smoothing::Exponential { shift } if shift == 0 || shift > 15 => {
+                Err(ConfigError::ExponentialShift { shift })
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Default for DecisionConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// An event: the decision changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Decision {
+    /// The class decided (an index into the model's classes); `None`: unknown.
+    pub class: Option<u16>,
+    /// The class's smoothed probability in Q15 (for unknown: the top probability, below
+    /// `min_confidence`).
+    pub confidence: u16,
+    /// The stream index (0-based) of the sample whose update made the decision.
+    pub sample_index: u64,
+}
+
+impl Decision {
+    /// `confidence` as a fraction of 1 (for printing on the host).
+    pub fn confidence_f32(&self) -> f32 {
+        self.confidence as f32 / PROB_ONE as f32
+    }
+}
+
+/// The decision layer's state for `C` classes (at most) and a smoothing capacity of `K`
+/// vectors. Memory: `K · C · 2` bytes of ring buffer, `C · 6` of averages and smoothed
+/// probabilities, and a few counters (`size_of::<Decider<C, K>>()`).
+#[derive(Clone, Debug)]
+pub struct Decider<const C: usize, const K: usize> {
+    config: DecisionConfig,
+    history: HistoryBuffer<[u16; C], K>,
+    average: [u32; C],
+    averaging: bool,
+    smoothed: [u16; C],
+    classes: usize,
+    last: Option<Decision>,
+    /// The candidate being held (`Some(None)`: unknown) and for how many updates.
+    pending: Option<Option<u16>>,
+    pending_count: u16,
+    since_event: u32,
+}
+
+impl<const C: usize, const K: usize> Decider<C, K> {
+    /// A decider with `config`, before its first update.
+    pub const fn new(config: DecisionConfig) -> Result<Self, ConfigError> {
+        const {
+            assert!(
+                C > 0 && C <= 1 << 16,
+                "a decider needs 1..=65536 classes (class indices are u16)"
+            );
+            assert!(
+                K > 0 && K <= u16::MAX as usize,
+                "the smoothing capacity must be 1..=65535 vectors"
+            );
+        }
+        if let Err(error) = config.check(K) {
+            return Err(error);
+        }
+        Ok(Decider {
+            config,
+            history: HistoryBuffer::new(),
+            average: [0; C],
+            averaging: false,
+            smoothed: [0; C],
+            classes: 0,
+            last: None,
+            pending: None,
+            pending_count: 0,
+            since_event: u32::MAX,
+        })
+    }
+
+    /// The parameters.
+    pub const fn config(&self) -> &DecisionConfig {
+        &self.config
+    }
+
+    /// The smoothed probabilities of the last update (Q15), one per class.
+    pub fn probabilities(&self) -> &[u16] {
+        self.smoothed.get(..self.classes).unwrap_or_default()
+    }
+
+    /// The last event: the decision in force (`None` before the first).
+    pub const fn current(&self) -> Option<Decision> {
+        self.last
+    }
+
+    /// Back to the state before the first update (the configuration is kept).
+    pub fn reset(&mut self) {
+        self.history.clear();
+        self.average = [0; C];
+        self.averaging = false;
+        self.smoothed = [0; C];
+        self.classes = 0;
+        self.last = None;
+        self.pending = None;
+        self.pending_count = 0;
+        self.since_event = u32::MAX;
+    }
+
+    /// One update from Q15 probabilities (`probabilities.len()` classes, at most `C`; values
+    /// above 1.0 count as 1.0); the event if the decision changes. `sample_index` is recorded
+    /// in the event.
+    pub fn update(&mut self, probabilities: &[u16], sample_index: u64) -> Option<Decision> {
+        let classes = probabilities.len().min(C);
+        if classes == 0 {
+            return None;
+        }
+        let mut p = [0u16; C];
+        for (p, &given) in p.iter_mut().zip(probabilities) {
+            *p = given.min(PROB_ONE);
+        }
+        self.classes = classes;
+        self.smooth(&p);
+
+        let (top, top_p, runner_up) = top_two(self.probabilities());
+        let candidate = if top_p < self.config.min_confidence {
+            Some(None)
+        } else if top_p.saturating_sub(runner_up) >= self.config.margin {
+            Some(Some(top))
+        } else {
+            None
+        };
+        self.since_event = self.since_event.saturating_add(1);
+        let Some(candidate) = candidate.filter(|&c| self.last.map(|d| d.class) != Some(c)) else {
+            self.pending = None;
+            self.pending_count = 0;
+            return None;
+        };
+        if self.pending == Some(candidate) {
+            self.pending_count = self.pending_count.saturating_add(1);
+        } else {
+            self.pending = Some(candidate);
+            self.pending_count = 1;
+        }
+        if self.pending_count < self.config.hold || self.since_event <= self.config.refractory {
+            return None;
+        }
+        let confidence = match candidate {
+            Some(class) => self.smoothed.get(class as usize).copied().unwrap_or(top_p),
+            None => top_p,
+        };
+        let decision = Decision {
+            class: candidate,
+            confidence,
+            sample_index,
+        };
+        self.last = Some(decision);
+        self.pending = None;
+        self.pending_count = 0;
+        self.since_event = 0;
+        Some(decision)
+    }
+
+    /// Updates `smoothed` from the new vector `p`.
+    fn smooth(&mut self, p: &[u16; C]) {
+        match self.config.smoothing {
+            Smoothing::None => self.smoothed = *p,
+            Smoothing::Mean { window } => {
+                self.history.write(*p);
+                let stored = self.history.len();
+                let used = stored.min(window as usize).max(1);
+                let mut sums = [0u32; C];
+                for vector in self.history.oldest_ordered().skip(stored - used) {
+                    for (sum, &v) in sums.iter_mut().zip(vector) {
+                        *sum += v as u32;
+                    }
+                }
+                let used = used as u32;
+                for (s, sum) in self.smoothed.iter_mut().zip(sums) {
+                    *s = ((sum + used / 2) / used) as u16;
+                }
+            }
+            Smoothing::Exponential { shift } => {
+                let shift = shift.clamp(1, 15) as u32;
+                for ((average, s), &v) in self.average.iter_mut().zip(&mut self.smoothed).zip(p) {
+                    let target = (v as u32) << 15;
+                    if self.averaging {
+                        // |target − average| ≤ 2^30: exact in i32, and the step moves the
+                        // average towards the target without passing it.
+                        let diff = target as i32 - *average as i32;
+                        let step = (diff + (1 << (shift - 1))) >> shift;
+                        *average = (*average as i32 + step) as u32;
+                    } else {
+                        *average = target;
+                    }
+                    *s = ((*average + (1 << 14)) >> 15) as u16;
+                }
+                self.averaging = true;
+            }
+        }
+    }
+}
+
+/// The index and value of the largest entry (the first on ties) and the largest value among the
+/// others (0 if there are none).
+fn top_two(values: &[u16]) -> (u16, u16, u16) {
+    let (mut top, mut top_p, mut runner_up) = (0u16, 0u16, 0u16);
+    for (i, &v) in values.iter().enumerate() {
+        if i == 0 || v > top_p {
+            if i > 0 {
+                runner_up = top_p;
+            }
+            (top, top_p) = (i as u16, v);
+        } else if v > runner_up {
+            runner_up = v;
+        }
+    }
+    (top, top_p, runner_up)
+}
