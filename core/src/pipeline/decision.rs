@@ -10,8 +10,10 @@
 //!    fractional bits; `2^(−y)` is a table of 129 entries `2^(−j/128)` (Q31, 516 bytes of
 //!    flash) with linear interpolation, shifted right by `⌊y⌋`; each probability is one
 //!    rounded `u64` division. `f32` logits compute `y` in `f32` and take the same integer path.
-//!    **Error** against the `f64` softmax: at most `1.5e-5 + 2.6e-5 · p` (below 1.4 LSB of
-//!    Q15), held by the property tests of this file.
+//!    **Error** against the `f64` softmax: at most ½ LSB of Q15 (the final rounding) plus
+//!    `2.6e-5 · p` (twice the 7.4e-6 of the interpolation and the 5.3e-6 of rounding `y`: the
+//!    relative errors of a numerator and of the sum), so below 1.4 LSB; held by the property
+//!    tests and the error table of this file.
 //! 2. **Smoothing** ([`Smoothing`]): none, the mean of the last `m` probability vectors (a
 //!    `heapless` ring buffer; rounded half up; over fewer vectors while it fills), or an
 //!    exponential average `s += (p − s) / 2^k` kept with 15 extra fractional bits (rounded
@@ -482,4 +484,366 @@ fn top_two(values: &[u16]) -> (u16, u16, u16) {
         }
     }
     (top, top_p, runner_up)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The exact softmax in f64, in units of Q15.
+    fn softmax_q15_f64(z: &[f64]) -> Vec<f64> {
+        let max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let e: Vec<f64> = z.iter().map(|&v| (v - max).exp()).collect();
+        let sum: f64 = e.iter().sum();
+        e.iter().map(|&v| v / sum * 32768.0).collect()
+    }
+
+    /// The documented bound, in Q15 units, for an exact probability `p` (in Q15 units): ½ LSB
+    /// of rounding plus 2.6e-5 relative.
+    fn bound(p: f64) -> f64 {
+        0.5 + 2.6e-5 * p
+    }
+
+    #[test]
+    fn exp2_table_is_correctly_rounded() {
+        for (j, &entry) in EXP2_Q31.iter().enumerate() {
+            let exact = 2f64.powf(-(j as f64) / 128.0) * 2f64.powi(31);
+            assert_eq!(entry as f64, exact.round(), "entry {j}");
+        }
+    }
+
+    #[test]
+    fn exp2_interpolation_error_over_a_dense_grid() {
+        // Every 2^-16 step of the first two octaves, and a sparser sweep to 2^-32.
+        let mut worst_relative: f64 = 0.0;
+        for y in (0..2 << 16).chain((2 << 16..32 << 16).step_by(97)) {
+            let exact = 2f64.powf(-(y as f64) / 65536.0) * 2f64.powi(31);
+            let got = exp2_neg_q31(y) as f64;
+            // Relative error of the interpolation, plus ½ LSB of each of the two roundings.
+            assert!(
+                (got - exact).abs() <= 7.4e-6 * exact + 1.0,
+                "y = {y}: {got} vs {exact}"
+            );
+            if exact > 2f64.powi(20) {
+                worst_relative = worst_relative.max((got - exact).abs() / exact);
+            }
+        }
+        eprintln!("exp2 table: worst relative error {worst_relative:.2e}");
+        assert_eq!(exp2_neg_q31(32 << 16), 0);
+        assert_eq!(exp2_neg_q31(u64::MAX), 0);
+        assert_eq!(exp2_neg_q31(0), 1 << 31);
+    }
+
+    #[test]
+    fn softmax_of_equal_logits_is_uniform_and_extremes_do_not_overflow() {
+        let mut p = [0u16; 4];
+        assert!(i32::softmax_q15(&[7; 4], 10, &mut p));
+        assert_eq!(p, [8192; 4]);
+        assert!(i32::softmax_q15(&[i32::MAX, i32::MIN], 0, &mut p[..2]));
+        assert_eq!(&p[..2], &[32768, 0]);
+        assert!(i32::softmax_q15(&[i32::MIN, i32::MAX], 0, &mut p[..2]));
+        assert_eq!(&p[..2], &[0, 32768]);
+        // At 31 fractional bits the i32 range is ±1: softmax of (-1, 1) = (0.1192, 0.8808).
+        assert!(i32::softmax_q15(&[i32::MIN, i32::MAX], 31, &mut p[..2]));
+        assert_eq!(&p[..2], &[3906, 28862]);
+        assert!(f32::softmax_q15(&[f32::MAX, -f32::MAX], 0, &mut p[..2]));
+        assert_eq!(&p[..2], &[32768, 0]);
+        assert!(f32::softmax_q15(&[0.0], 0, &mut p[..1]));
+        assert_eq!(p[0], 32768);
+    }
+
+    #[test]
+    fn softmax_refuses_non_finite_logits_and_empty_input() {
+        let mut p = [1u16; 3];
+        assert!(!f32::softmax_q15(&[0.0, f32::NAN, 1.0], 0, &mut p));
+        assert_eq!(p, [0; 3]);
+        let mut p = [1u16; 2];
+        assert!(!f32::softmax_q15(&[f32::INFINITY, 1.0], 0, &mut p));
+        assert_eq!(p, [0; 2]);
+        assert!(!i32::softmax_q15(&[], 0, &mut p));
+        // More outputs than logits: the extra outputs are left alone.
+        let mut p = [5u16; 3];
+        assert!(i32::softmax_q15(&[0, 0], 0, &mut p));
+        assert_eq!(p, [16384, 16384, 5]);
+    }
+
+    #[test]
+    fn softmax_error_table() {
+        // A deterministic sweep, printed with --nocapture: the worst error over logit
+        // spreads from 0 to 20 nats, 2 to 8 classes, fixed point at 8 and 16 bits and f32.
+        let mut rng = 0x2545F4914F6CDD1Du64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            (rng >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let (mut worst_fixed, mut worst_f32) = (0f64, 0f64);
+        // The largest error beyond the final rounding, relative to p, over p ≥ 1/64.
+        let mut relative: f64 = 0.0;
+        for case in 0..20_000 {
+            let classes = 2 + case % 7;
+            let spread = 20.0 * next();
+            let z: Vec<f64> = (0..classes)
+                .map(|_| spread * (2.0 * next() - 1.0))
+                .collect();
+            for frac in [8u8, 16] {
+                let q: Vec<i32> = z
+                    .iter()
+                    .map(|&v| (v * (1u32 << frac) as f64).round() as i32)
+                    .collect();
+                let exact = softmax_q15_f64(
+                    &q.iter()
+                        .map(|&v| v as f64 / (1u32 << frac) as f64)
+                        .collect::<Vec<_>>(),
+                );
+                let mut p = vec![0u16; classes];
+                assert!(i32::softmax_q15(&q, frac, &mut p));
+                for (&got, &want) in p.iter().zip(&exact) {
+                    let e = (got as f64 - want).abs();
+                    assert!(e <= bound(want), "{q:?} frac {frac}: {p:?} vs {exact:?}");
+                    worst_fixed = worst_fixed.max(e);
+                    if want >= 512.0 {
+                        relative = relative.max((e - 0.5).max(0.0) / want);
+                    }
+                }
+            }
+            let f: Vec<f32> = z.iter().map(|&v| v as f32).collect();
+            let exact = softmax_q15_f64(&f.iter().map(|&v| v as f64).collect::<Vec<_>>());
+            let mut p = vec![0u16; classes];
+            assert!(f32::softmax_q15(&f, 0, &mut p));
+            for (&got, &want) in p.iter().zip(&exact) {
+                let e = (got as f64 - want).abs();
+                assert!(e <= bound(want), "{f:?}: {p:?} vs {exact:?}");
+                worst_f32 = worst_f32.max(e);
+                if want >= 512.0 {
+                    relative = relative.max((e - 0.5).max(0.0) / want);
+                }
+            }
+        }
+        eprintln!(
+            "softmax vs f64: worst {:.3} LSB of Q15 ({:.2e}) fixed point, {:.3} LSB ({:.2e}) f32; \
+             beyond the rounding at most {:.2e} of p",
+            worst_fixed,
+            worst_fixed / 32768.0,
+            worst_f32,
+            worst_f32 / 32768.0,
+            relative
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// Fixed-point softmax against f64 within `1.5e-5 + 2.6e-5 · p`, for any `i32` logits
+        /// and any `frac` the heads use.
+        #[test]
+        fn fixed_softmax_within_its_bound(
+            z in prop::collection::vec(any::<i32>(), 1..10),
+            frac in 0u8..=24,
+            narrow in prop::bool::ANY,
+        ) {
+            // Half the cases within a few nats of each other (where probabilities are not all
+            // 0 or 1), half over the whole i32 range.
+            let z: Vec<i32> = if narrow { z.iter().map(|v| v >> 8).collect() } else { z };
+            let unit = (1u64 << frac) as f64;
+            let exact = softmax_q15_f64(&z.iter().map(|&v| v as f64 / unit).collect::<Vec<_>>());
+            let mut p = vec![0u16; z.len()];
+            prop_assert!(i32::softmax_q15(&z, frac, &mut p));
+            for (&got, &want) in p.iter().zip(&exact) {
+                prop_assert!((got as f64 - want).abs() <= bound(want), "{:?} vs {:?}", p, exact);
+            }
+        }
+
+        /// `f32` softmax against f64 within the same bound.
+        #[test]
+        fn f32_softmax_within_its_bound(z in prop::collection::vec(-60.0f32..60.0, 1..10)) {
+            let exact = softmax_q15_f64(&z.iter().map(|&v| v as f64).collect::<Vec<_>>());
+            let mut p = vec![0u16; z.len()];
+            prop_assert!(f32::softmax_q15(&z, 0, &mut p));
+            for (&got, &want) in p.iter().zip(&exact) {
+                prop_assert!((got as f64 - want).abs() <= bound(want), "{:?} vs {:?}", p, exact);
+            }
+        }
+
+        /// Exponential smoothing against the same recurrence in f64, within 1 LSB.
+        #[test]
+        fn exponential_smoothing_tracks_its_f64_recurrence(
+            ps in prop::collection::vec(0u16..=32768, 1..60),
+            shift in 1u8..=15,
+        ) {
+            let config = DecisionConfig::new().with_smoothing(Smoothing::Exponential { shift });
+            let mut decider = Decider::<1, 1>::new(config).unwrap();
+            let mut s = ps[0] as f64;
+            for (i, &p) in ps.iter().enumerate() {
+                decider.update(&[p], i as u64);
+                if i > 0 {
+                    s += (p as f64 - s) / 2f64.powi(shift as i32);
+                }
+                // Each step rounds by at most 2^-16 LSB; the output by ½ LSB.
+                let tolerance = 0.5 + (i as f64 + 1.0) * 2f64.powi(-15);
+                prop_assert!((decider.probabilities()[0] as f64 - s).abs() <= tolerance);
+            }
+        }
+    }
+
+    fn decide<const C: usize, const K: usize>(
+        config: DecisionConfig,
+        updates: &[[u16; C]],
+    ) -> Vec<Decision> {
+        let mut decider = Decider::<C, K>::new(config).unwrap();
+        updates
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| decider.update(p, i as u64))
+            .collect()
+    }
+
+    fn event(class: Option<u16>, confidence: u16, sample_index: u64) -> Decision {
+        Decision {
+            class,
+            confidence,
+            sample_index,
+        }
+    }
+
+    const HI: u16 = 30000;
+    const LO: u16 = 2768;
+
+    #[test]
+    fn plain_argmax_reports_every_change() {
+        let a = [HI, LO];
+        let b = [LO, HI];
+        let events = decide::<2, 1>(DecisionConfig::new(), &[a, a, b, a, a]);
+        assert_eq!(
+            events,
+            [
+                event(Some(0), HI, 0),
+                event(Some(1), HI, 2),
+                event(Some(0), HI, 3)
+            ]
+        );
+    }
+
+    #[test]
+    fn hysteresis_needs_hold_consecutive_updates() {
+        let a = [HI, LO];
+        let b = [LO, HI];
+        let config = DecisionConfig::new().with_hold(3);
+        // b twice is not enough; three times is. An interruption restarts the count.
+        let events = decide::<2, 1>(config, &[a, a, a, b, b, a, b, b, b, a]);
+        assert_eq!(events, [event(Some(0), HI, 2), event(Some(1), HI, 8)]);
+    }
+
+    #[test]
+    fn below_min_confidence_is_unknown_and_a_small_lead_is_no_candidate() {
+        let sure = [HI, LO, 0];
+        let unsure = [12000, 11000, 9768];
+        let close = [16000, 15000, 1768];
+        let config = DecisionConfig::new()
+            .with_min_confidence(q15(0.45))
+            .with_margin(q15(0.1));
+        let events = decide::<3, 1>(config, &[sure, close, close, unsure, close, sure]);
+        assert_eq!(
+            events,
+            [
+                event(Some(0), HI, 0),
+                // `close` leads by 1000 < margin: no candidate, the decision stays.
+                event(None, 12000, 3),
+                event(Some(0), HI, 5),
+            ]
+        );
+    }
+
+    #[test]
+    fn refractory_period_suppresses_changes_after_an_event() {
+        let a = [HI, LO];
+        let b = [LO, HI];
+        let config = DecisionConfig::new().with_refractory(3);
+        // Events at 0; b at 1..=3 is suppressed (3 updates), the change happens at 4 once the
+        // period is over (the candidate has been held throughout).
+        let events = decide::<2, 1>(config, &[a, b, b, b, b, a, a, a, a, a]);
+        assert_eq!(
+            events,
+            [
+                event(Some(0), HI, 0),
+                event(Some(1), HI, 4),
+                event(Some(0), HI, 8)
+            ]
+        );
+    }
+
+    #[test]
+    fn mean_smoothing_averages_the_last_vectors() {
+        let config = DecisionConfig::new().with_smoothing(Smoothing::Mean { window: 3 });
+        let mut decider = Decider::<2, 4>::new(config).unwrap();
+        decider.update(&[30000, 2768], 0);
+        assert_eq!(decider.probabilities(), &[30000, 2768]);
+        decider.update(&[0, 32768], 1);
+        assert_eq!(decider.probabilities(), &[15000, 17768]);
+        decider.update(&[3, 0], 2);
+        // 30003 / 3 and 35536 / 3 = 11845.33, rounded.
+        assert_eq!(decider.probabilities(), &[10001, 11845]);
+        // The first vector leaves the window: (0 + 3 + 0) / 3, 32768 / 3 = 10922.67.
+        decider.update(&[0, 0], 3);
+        assert_eq!(decider.probabilities(), &[1, 10923]);
+    }
+
+    #[test]
+    fn config_errors_are_refused() {
+        let bad = |config: DecisionConfig| Decider::<2, 4>::new(config).unwrap_err();
+        assert_eq!(bad(DecisionConfig::new().with_hold(0)), ConfigError::Hold);
+        assert_eq!(
+            bad(DecisionConfig::new().with_smoothing(Smoothing::Mean { window: 5 })),
+            ConfigError::SmoothingWindow {
+                window: 5,
+                capacity: 4
+            }
+        );
+        assert_eq!(
+            bad(DecisionConfig::new().with_smoothing(Smoothing::Exponential { shift: 16 })),
+            ConfigError::ExponentialShift { shift: 16 }
+        );
+        assert!(matches!(
+            bad(DecisionConfig::new().with_margin(40000)),
+            ConfigError::Probability {
+                field: "margin",
+                ..
+            }
+        ));
+        assert_eq!(
+            bad(DecisionConfig::new().with_smoothing(Smoothing::Mean { window: 0 })).to_string(),
+            "mean smoothing over 0 vectors: must be 1..=4 (the decider's capacity)"
+        );
+    }
+
+    #[test]
+    fn reset_forgets_everything_but_the_config() {
+        let config = DecisionConfig::new().with_smoothing(Smoothing::Mean { window: 2 });
+        let mut decider = Decider::<2, 2>::new(config).unwrap();
+        assert_eq!(decider.update(&[HI, LO], 0), Some(event(Some(0), HI, 0)));
+        decider.reset();
+        assert_eq!(decider.current(), None);
+        assert_eq!(decider.probabilities(), &[] as &[u16]);
+        // The same vector is an event again, and the mean starts over.
+        assert_eq!(decider.update(&[LO, HI], 1), Some(event(Some(1), HI, 1)));
+        assert_eq!(*decider.config(), config);
+    }
+
+    #[test]
+    fn q15_converts_thresholds() {
+        assert_eq!(q15(0.5), 16384);
+        assert_eq!(q15(1.5), PROB_ONE);
+        assert_eq!(q15(-1.0), 0);
+        assert_eq!(q15(f32::NAN), 0);
+        assert_eq!(q15(0.6), 19661);
+    }
+
+    #[test]
+    fn ties_go_to_the_first_class_with_no_lead() {
+        assert_eq!(top_two(&[5, 9, 9, 1]), (1, 9, 9));
+        assert_eq!(top_two(&[9]), (0, 9, 0));
+        assert_eq!(top_two(&[1, 2, 3]), (2, 3, 2));
+    }
 }
