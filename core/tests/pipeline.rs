@@ -58,8 +58,8 @@ fn models() -> (FModel, QModel) {
         .into_iter()
         .map(|g| g.map(|r| arr(&r)))
         .collect();
-    let bias_f: Vec<[f32; 3]> = f(&b).chunks(3).map(|c| arr(c)).collect();
-    let head_f: Vec<[f32; H]> = f(&w_head).chunks(H).map(|c| arr(c)).collect();
+    let bias_f: Vec<[f32; 3]> = f(&b).chunks(3).map(arr).collect();
+    let head_f: Vec<[f32; H]> = f(&w_head).chunks(H).map(arr).collect();
     let float = Model::new(
         Gru::<F32, I, H>::new(arr(&unit_ih), arr(&unit_hh), arr(&bias_f), arr(&f(&b_hn))),
         Dense::new(arr(&head_f), arr(&f(&b_head))),
@@ -88,8 +88,8 @@ fn models() -> (FModel, QModel) {
         .into_iter()
         .map(|g| g.map(|r| arr(&r)))
         .collect();
-    let bias_q: Vec<[i32; 3]> = q32(&b, 12).chunks(3).map(|c| arr(c)).collect();
-    let head_q: Vec<[i16; H]> = q(&w_head, 14).chunks(H).map(|c| arr(c)).collect();
+    let bias_q: Vec<[i32; 3]> = q32(&b, 12).chunks(3).map(arr).collect();
+    let head_q: Vec<[i16; H]> = q(&w_head, 14).chunks(H).map(arr).collect();
     let layer_format = QFormat {
         x_frac: 12,
         h_frac: 15,

@@ -15,7 +15,8 @@
 //!    relative errors of a numerator and of the sum), so below 1.4 LSB; held by the property
 //!    tests and the error table of this file.
 //! 2. **Smoothing** ([`Smoothing`]): none, the mean of the last `m` probability vectors (a
-//!    `heapless` ring buffer; rounded half up; over fewer vectors while it fills), or an
+//!    `heapless::Deque` used as a ring buffer; rounded half up; over fewer vectors while it
+//!    fills), or an
 //!    exponential average `s += (p − s) / 2^k` kept with 15 extra fractional bits (rounded
 //!    half up), started at the first vector.
 //! 3. **Candidate**: the class with the largest smoothed probability (the first on ties). If
@@ -33,7 +34,7 @@
 //! on the host and on every target; there is no allocation and no panic on any input (NaN
 //! logits included: see [`Logit::softmax_q15`]).
 
-use heapless::HistoryBuffer;
+use heapless::Deque;
 
 use super::finite::FiniteCheck;
 use super::ConfigError;
@@ -305,7 +306,8 @@ impl Decision {
 #[derive(Clone, Debug)]
 pub struct Decider<const C: usize, const K: usize> {
     config: DecisionConfig,
-    history: HistoryBuffer<[u16; C], K>,
+    /// The last `window` probability vectors of the mean, oldest first.
+    history: Deque<[u16; C], K>,
     average: [u32; C],
     averaging: bool,
     smoothed: [u16; C],
@@ -335,7 +337,7 @@ impl<const C: usize, const K: usize> Decider<C, K> {
         }
         Ok(Decider {
             config,
-            history: HistoryBuffer::new(),
+            history: Deque::new(),
             average: [0; C],
             averaging: false,
             smoothed: [0; C],
@@ -434,16 +436,20 @@ impl<const C: usize, const K: usize> Decider<C, K> {
         match self.config.smoothing {
             Smoothing::None => self.smoothed = *p,
             Smoothing::Mean { window } => {
-                self.history.write(*p);
-                let stored = self.history.len();
-                let used = stored.min(window as usize).max(1);
+                // `window ≤ K` (checked by `new`), so after dropping the oldest vector there is
+                // always room for the new one.
+                while self.history.len() >= (window as usize).max(1) {
+                    self.history.pop_front();
+                }
+                let _ = self.history.push_back(*p);
+                let (older, newer) = self.history.as_slices();
                 let mut sums = [0u32; C];
-                for vector in self.history.oldest_ordered().skip(stored - used) {
+                for vector in older.iter().chain(newer) {
                     for (sum, &v) in sums.iter_mut().zip(vector) {
                         *sum += v as u32;
                     }
                 }
-                let used = used as u32;
+                let used = self.history.len().max(1) as u32;
                 for (s, sum) in self.smoothed.iter_mut().zip(sums) {
                     *s = ((sum + used / 2) / used) as u16;
                 }
