@@ -159,7 +159,7 @@ fn softmax<L: Logit>(logits: &[L], frac: u8) -> Vec<u16> {
 
 /// The plain argmax decider.
 fn plain() -> Decider<O, 1> {
-    Decider::new(DecisionConfig::new()).unwrap()
+    Decider::new(DecisionConfig::new())
 }
 
 #[test]
@@ -235,13 +235,10 @@ fn events_carry_stream_indices_and_follow_the_decision_rules() {
         .with_smoothing(Smoothing::Mean { window: 3 })
         .with_hold(2)
         .with_refractory(2);
-    let mut pipeline: Pipeline<Q15, _, O, 4> = Pipeline::new(
-        model.body().new_state(),
-        window,
-        Decider::new(config).unwrap(),
-    );
+    let mut pipeline: Pipeline<Q15, _, O, 4> =
+        Pipeline::new(model.body().new_state(), window, Decider::new(config));
     // The same decisions from a decider fed the per-window probabilities by hand.
-    let mut by_hand = Decider::<O, 4>::new(config).unwrap();
+    let mut by_hand = Decider::<O, 4>::new(config);
     let mut expected = Vec::new();
     let mut got = Vec::new();
     for (t, sample) in x.iter().enumerate() {
@@ -359,11 +356,7 @@ fn raw_counts_run_through_the_integer_scaling_and_a_source() {
     let window = Window::new(10, StatePolicy::Reset).unwrap();
     let config = DecisionConfig::new().with_hold(2);
     let fresh = || -> Pipeline<Q15, _, O, 1> {
-        Pipeline::new(
-            model.body().new_state(),
-            window,
-            Decider::new(config).unwrap(),
-        )
+        Pipeline::new(model.body().new_state(), window, Decider::new(config))
     };
 
     let mut by_run = fresh();
@@ -402,7 +395,7 @@ fn fit_names_a_model_that_does_not_fit() {
     let small: Pipeline<Q15, _, 2, 1> = Pipeline::new(
         model.body().new_state(),
         window,
-        Decider::new(DecisionConfig::new()).unwrap(),
+        Decider::new(DecisionConfig::new()),
     );
     let error = small.fit(&model, I).unwrap_err();
     assert_eq!(
@@ -445,4 +438,159 @@ fn memory_is_a_compile_time_constant_covering_every_buffer() {
     let (_, model) = models();
     assert!(core::mem::size_of_val(&model) > 0);
     assert!(memory.total < memory.model_state + memory.decision + 64);
+}
+
+/// Any `Numeric`, any body: an LSTM in `F32Fast` and a stack of an RNN and a GRU in `W8A16`
+/// run through the same pipeline (the decisions are only checked to be well-formed; the
+/// arithmetic of each path has its own tests).
+#[test]
+fn every_numeric_and_body_runs_through_the_pipeline() {
+    use tinyrnn::{F32Fast, Lstm, Nonlinearity, Rnn, Stack, W8A16};
+
+    let lstm = Model::new(
+        Lstm::<F32Fast, 2, 4>::new([[[0.9, -0.6]; 4]; 4], [[[0.2; 4]; 4]; 4], [[0.1; 4]; 4]),
+        Dense::new([[1.0; 4], [-1.0; 4]], [0.0; 2]),
+    );
+    let window = Window::new(3, StatePolicy::Carry).unwrap();
+    let mut pipeline: Pipeline<F32Fast, _, 2, 2> = Pipeline::new(
+        lstm.body().new_state(),
+        window,
+        Decider::new(DecisionConfig::new()),
+    );
+    let scaling = InputScaling::float([ChannelMap::full_scale(2.0); 2]).unwrap();
+    let mut source = SliceSource::new(&[[9000, -4000]; 12]);
+    let mut events = Vec::new();
+    pipeline
+        .run(&lstm, &scaling, &mut source, |d| events.push(d))
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].class, Some(0));
+    assert_eq!(pipeline.stats().windows, 4);
+
+    let format = QFormat {
+        x_frac: 12,
+        h_frac: 15,
+        pre_frac: 12,
+        c_frac: 12,
+    };
+    let rnn = Rnn::<W8A16, 2, 4>::from_parts(
+        Nonlinearity::Tanh,
+        [[60, -40]; 4],
+        [[10; 4]; 4],
+        [100; 4],
+        [6; 4],
+        [6; 4],
+        format,
+    );
+    let gru = Gru::<W8A16, 4, 4>::from_parts(
+        [[[30; 4]; 3]; 4],
+        [[[-20; 4]; 3]; 4],
+        [[50; 3]; 4],
+        [0; 4],
+        [[6; 3]; 4],
+        [[6; 3]; 4],
+        QFormat {
+            x_frac: 15,
+            ..format
+        },
+    );
+    let head_format = QFormat {
+        x_frac: 15,
+        h_frac: 15,
+        pre_frac: 8,
+        c_frac: 0,
+    };
+    let stacked = Model::new(
+        Stack::new(rnn, gru),
+        Dense::<W8A16, 4, 3>::from_parts([[50; 4], [-50; 4], [0; 4]], [0; 3], [6; 3], head_format),
+    );
+    assert_eq!(stacked.logit_frac(), 8);
+    let mut pipeline: Pipeline<W8A16, _, 3, 1> = Pipeline::new(
+        stacked.body().new_state(),
+        Window::new(2, StatePolicy::Reset).unwrap(),
+        Decider::new(DecisionConfig::new()),
+    );
+    let scaling = InputScaling::fixed([ChannelMap::full_scale(2.0); 2], 12).unwrap();
+    let mut source = SliceSource::new(&[[16000, -16000]; 10]);
+    let mut events = Vec::new();
+    pipeline
+        .run(&stacked, &scaling, &mut source, |d| events.push(d))
+        .unwrap();
+    assert_eq!(pipeline.stats().windows, 5);
+    assert_eq!(events.len(), 1, "{events:?}");
+    let total: u32 = pipeline
+        .decider()
+        .probabilities()
+        .iter()
+        .map(|&p| p as u32)
+        .sum();
+    assert!((32766..=32770).contains(&total), "{total}");
+}
+
+/// A model defined outside the crate (as a host tool's run-time model would be): a running
+/// sum per class. The pipeline is built in a `const`, as a firmware would build it in a
+/// `static`.
+struct Accumulator;
+
+impl StreamModel<F32> for Accumulator {
+    type State = [f32; 2];
+
+    fn input_size(&self) -> usize {
+        2
+    }
+
+    fn classes(&self) -> usize {
+        2
+    }
+
+    fn logit_frac(&self) -> u8 {
+        0
+    }
+
+    fn step_logits(&self, state: &mut [f32; 2], x: &[f32], logits: &mut [f32]) {
+        for ((s, &x), l) in state.iter_mut().zip(x).zip(logits) {
+            *s += x;
+            *l = *s;
+        }
+    }
+
+    fn reset_state(&self, state: &mut [f32; 2]) {
+        *state = [0.0; 2];
+    }
+
+    fn state_is_finite(&self, state: &[f32; 2]) -> bool {
+        state.iter().all(|v| v.is_finite())
+    }
+}
+
+const CONST_PIPELINE: Pipeline<F32, [f32; 2], 2, 2> = Pipeline::new(
+    [0.0; 2],
+    match Window::new(2, StatePolicy::Reset) {
+        Ok(w) => w,
+        Err(_) => panic!("window"),
+    },
+    Decider::new(DecisionConfig::new().with_smoothing(Smoothing::Mean { window: 2 })),
+);
+
+#[test]
+fn a_const_pipeline_runs_a_model_defined_elsewhere() {
+    let mut pipeline = CONST_PIPELINE;
+    let samples = [
+        [1.0, 0.0],
+        [1.0, 0.0],
+        [0.0, 3.0],
+        [0.0, 3.0],
+        [0.0, 3.0],
+        [0.0, 3.0],
+    ];
+    let events: Vec<Decision> = samples
+        .iter()
+        .filter_map(|x| pipeline.push(&Accumulator, x))
+        .collect();
+    // Window 1 sums to (2, 0): class 0. Window 2 (state reset) sums to (0, 6); the mean of the
+    // two windows' probabilities already favours class 1.
+    assert_eq!(events.len(), 2);
+    assert_eq!((events[0].class, events[0].sample_index), (Some(0), 1));
+    assert_eq!((events[1].class, events[1].sample_index), (Some(1), 3));
+    assert_eq!(pipeline.stats().windows, 3);
 }

@@ -320,8 +320,38 @@ pub struct Decider<const C: usize, const K: usize> {
 }
 
 impl<const C: usize, const K: usize> Decider<C, K> {
-    /// A decider with `config`, before its first update.
-    pub const fn new(config: DecisionConfig) -> Result<Self, ConfigError> {
+    /// A decider with `config`, before its first update, for a `const` or `static`.
+    ///
+    /// # Panics
+    ///
+    /// If `config` does not pass [`DecisionConfig::check`] with capacity `K`: in a `const`
+    /// that is a compile-time error naming the parameter. For a configuration known only at
+    /// run time, use [`try_new`](Self::try_new).
+    pub const fn new(config: DecisionConfig) -> Self {
+        match config.check(K) {
+            Ok(()) => {}
+            Err(ConfigError::Hold) => panic!("decision config: hold must be at least 1"),
+            Err(ConfigError::SmoothingWindow { .. }) => {
+                panic!("decision config: the mean's window must be 1..=K (the decider's capacity)")
+            }
+            Err(ConfigError::ExponentialShift { .. }) => {
+                panic!("decision config: the exponential shift must be 1..=15")
+            }
+            Err(_) => panic!("decision config: min_confidence and margin must be at most 32768"),
+        }
+        Self::unchecked(config)
+    }
+
+    /// A decider with `config`, or the first parameter out of range.
+    pub const fn try_new(config: DecisionConfig) -> Result<Self, ConfigError> {
+        match config.check(K) {
+            Ok(()) => Ok(Self::unchecked(config)),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The decider for a checked `config`.
+    const fn unchecked(config: DecisionConfig) -> Self {
         const {
             assert!(
                 C > 0 && C <= 1 << 16,
@@ -332,10 +362,7 @@ impl<const C: usize, const K: usize> Decider<C, K> {
                 "the smoothing capacity must be 1..=65535 vectors"
             );
         }
-        if let Err(error) = config.check(K) {
-            return Err(error);
-        }
-        Ok(Decider {
+        Decider {
             config,
             history: Deque::new(),
             average: [0; C],
@@ -346,7 +373,7 @@ impl<const C: usize, const K: usize> Decider<C, K> {
             pending: None,
             pending_count: 0,
             since_event: u32::MAX,
-        })
+        }
     }
 
     /// The parameters.
@@ -680,7 +707,7 @@ mod tests {
             shift in 1u8..=15,
         ) {
             let config = DecisionConfig::new().with_smoothing(Smoothing::Exponential { shift });
-            let mut decider = Decider::<1, 1>::new(config).unwrap();
+            let mut decider = Decider::<1, 1>::try_new(config).unwrap();
             let mut s = ps[0] as f64;
             for (i, &p) in ps.iter().enumerate() {
                 decider.update(&[p], i as u64);
@@ -698,7 +725,7 @@ mod tests {
         config: DecisionConfig,
         updates: &[[u16; C]],
     ) -> Vec<Decision> {
-        let mut decider = Decider::<C, K>::new(config).unwrap();
+        let mut decider = Decider::<C, K>::try_new(config).unwrap();
         updates
             .iter()
             .enumerate()
@@ -783,7 +810,7 @@ mod tests {
     #[test]
     fn mean_smoothing_averages_the_last_vectors() {
         let config = DecisionConfig::new().with_smoothing(Smoothing::Mean { window: 3 });
-        let mut decider = Decider::<2, 4>::new(config).unwrap();
+        let mut decider = Decider::<2, 4>::try_new(config).unwrap();
         decider.update(&[30000, 2768], 0);
         assert_eq!(decider.probabilities(), &[30000, 2768]);
         decider.update(&[0, 32768], 1);
@@ -798,7 +825,7 @@ mod tests {
 
     #[test]
     fn config_errors_are_refused() {
-        let bad = |config: DecisionConfig| Decider::<2, 4>::new(config).unwrap_err();
+        let bad = |config: DecisionConfig| Decider::<2, 4>::try_new(config).unwrap_err();
         assert_eq!(bad(DecisionConfig::new().with_hold(0)), ConfigError::Hold);
         assert_eq!(
             bad(DecisionConfig::new().with_smoothing(Smoothing::Mean { window: 5 })),
@@ -825,9 +852,17 @@ mod tests {
     }
 
     #[test]
+    #[should_panic(expected = "hold must be at least 1")]
+    fn new_panics_on_a_bad_config_which_try_new_returns() {
+        let config = DecisionConfig::new().with_hold(0);
+        assert!(Decider::<2, 2>::try_new(config).is_err());
+        let _ = Decider::<2, 2>::new(config);
+    }
+
+    #[test]
     fn reset_forgets_everything_but_the_config() {
         let config = DecisionConfig::new().with_smoothing(Smoothing::Mean { window: 2 });
-        let mut decider = Decider::<2, 2>::new(config).unwrap();
+        let mut decider = Decider::<2, 2>::try_new(config).unwrap();
         assert_eq!(decider.update(&[HI, LO], 0), Some(event(Some(0), HI, 0)));
         decider.reset();
         assert_eq!(decider.current(), None);

@@ -38,7 +38,7 @@
 //!     .with_min_confidence(q15(0.6))
 //!     .with_hold(2);
 //! let mut pipeline: Pipeline<F32, _, 2, 4> =
-//!     Pipeline::new(model.body().new_state(), window, Decider::new(decisions).unwrap());
+//!     Pipeline::new(model.body().new_state(), window, Decider::new(decisions));
 //!
 //! let recording = [[16384, -8192]; 16]; // 1 g, -0.5 g
 //! let mut events = Vec::new();
@@ -68,7 +68,7 @@
 //! # Memory
 //!
 //! `Pipeline<N, S, C, K>` is the static RAM: the model state `S`, the window position, the
-//! [`Decider`](decision::Decider) (a ring buffer of `K` probability vectors of `C` classes plus
+//! [`Decider`] (a ring buffer of `K` probability vectors of `C` classes plus
 //! `C` averages) and the counters. `Pipeline::<…>::RAM_BYTES` is a `const`, so a firmware can
 //! report or `assert!` it at compile time. A call of [`push`](Pipeline::push) also uses stack
 //! for one input sample, `C` logits and a few `C`-element arrays, plus the model's own step.

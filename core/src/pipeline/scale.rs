@@ -23,11 +23,12 @@
 //!   The `2^(shift − 1)` folded into `add` makes the floor of `>>` a **round half up** of the
 //!   exact value. `shift` is the largest that keeps `mul` in an `i32` (and `add` far from the
 //!   `i64` limits), so `mul` carries 31 significant bits. **Error**: `|q − clamp(x · 2^f)| ≤ ½ +
-//!   (|count| + 1) / 2^(shift + 1)` LSB ([`FixedScale::error_bound_lsb`] gives the worst count);
-//!   the second term is below 1e-4 LSB for every realistic sensor (it is `|a|·2^f` LSB per
-//!   count times 2⁻¹⁶), so `q` is the correctly rounded value except within that distance of a
-//!   rounding boundary, and saturates exactly where `x · 2^f` leaves the `i16` range. Held
-//!   against `f64` by the property tests of this file.
+//!   (|count| + 1) / 2^(shift + 1)` LSB ([`FixedScale::error_bound_lsb`] gives it for the worst
+//!   count). With `mul` at 31 bits the second term is at most about `|a| · 2^f · 2⁻¹⁶` LSB,
+//!   below 1e-4 LSB whenever one count is worth at most 6 LSB of the input: `q` is the
+//!   correctly rounded value except within that distance of a rounding boundary, and saturates
+//!   exactly where `x · 2^f` leaves the `i16` range. Held against `f64` by the tests of this
+//!   file (every count of a typical channel, and a property test over random channels).
 //! * **`f32`** ([`FloatScale`]): `x = count as f32 · a + b`, with `a`, `b` rounded to `f32`.
 //!   **Error**: `|x − x_exact| ≤ 2⁻²² · (|a · count| + |b|)` (four roundings of 2⁻²⁴), held by a
 //!   property test.
@@ -154,6 +155,7 @@ impl ChannelMap {
 
 /// Why a channel's scaling cannot be built.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum ScaleProblem {
     /// A parameter (or the combined `a`, `b`) is NaN or infinite.
@@ -202,6 +204,7 @@ impl fmt::Display for ScaleProblem {
 
 /// A [`ScaleProblem`] of one channel.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ScaleError {
     /// The input channel (0-based).
     pub channel: usize,
