@@ -594,3 +594,33 @@ fn a_const_pipeline_runs_a_model_defined_elsewhere() {
     assert_eq!((events[1].class, events[1].sample_index), (Some(1), 3));
     assert_eq!(pipeline.stats().windows, 3);
 }
+
+/// A host tool can run every model with one generous capacity: the decisions depend on the
+/// model's class count and the configuration, not on `C` or `K`.
+#[test]
+fn decisions_do_not_depend_on_the_capacities() {
+    let (_, model) = models();
+    let raw = stream(300);
+    let scaling = InputScaling::fixed(maps(), 12).unwrap();
+    let window = Window::new(6, StatePolicy::Reset).unwrap();
+    let config = DecisionConfig::new()
+        .with_smoothing(Smoothing::Mean { window: 3 })
+        .with_min_confidence(tinyrnn::pipeline::decision::q15(0.5))
+        .with_hold(2);
+    let mut exact: Pipeline<Q15, _, O, 3> =
+        Pipeline::new(model.body().new_state(), window, Decider::new(config));
+    let mut roomy: Pipeline<Q15, _, 64, 32> =
+        Pipeline::new(model.body().new_state(), window, Decider::new(config));
+    let mut a = Vec::new();
+    let mut b = Vec::new();
+    for r in &raw {
+        a.extend(exact.push_raw(&model, &scaling, r));
+        b.extend(roomy.push_raw(&model, &scaling, r));
+        assert_eq!(
+            exact.decider().probabilities(),
+            roomy.decider().probabilities()
+        );
+    }
+    assert!(!a.is_empty());
+    assert_eq!(a, b);
+}
