@@ -39,6 +39,9 @@ mod error;
 pub mod kernel;
 pub mod model;
 pub mod numeric;
+pub mod pipeline;
+#[cfg(feature = "embedded-hal")]
+pub mod sensor;
 
 pub use cell::gru::{Gru, GruState, GruWeights};
 pub use cell::lstm::{Lstm, LstmState, LstmWeights};
@@ -50,6 +53,11 @@ pub use model::{argmax, Model, ModelState, Recurrent, Stack, StackState};
 pub use numeric::fixed_point::{QFormat, Q15, W8A16};
 pub use numeric::float::{F32Fast, F32};
 pub use numeric::Numeric;
+pub use pipeline::decision::{Decider, Decision, DecisionConfig, Smoothing};
+pub use pipeline::scale::{ChannelMap, FixedScale, FloatScale, InputScaling};
+pub use pipeline::source::SampleSource;
+pub use pipeline::window::{StatePolicy, Window};
+pub use pipeline::{Pipeline, StreamModel};
 
 /// The README's examples, compiled and run as doctests.
 #[doc = include_str!("../../README.md")]
