@@ -40,8 +40,8 @@ impl AnyModel {
     pub fn load(path: &Path, nonlinearity: Option<Nonlinearity>, fast: bool) -> Result<AnyModel> {
         let bytes =
             std::fs::read(path).with_context(|| format!("{}: cannot read file", path.display()))?;
-        let quantized = crate::quantize::file::is_quantized(&bytes)
-            .with_context(|| path.display().to_string())?;
+        let quantized =
+            crate::import::is_quantized(&bytes).with_context(|| path.display().to_string())?;
         if quantized {
             let q = crate::quantize::QuantModel::from_bytes(&bytes)
                 .with_context(|| path.display().to_string())?;
@@ -52,7 +52,7 @@ impl AnyModel {
                 },
             );
         }
-        let float = FloatModel::from_bytes(&bytes, nonlinearity)
+        let float = FloatModel::from_bytes_in(&bytes, path.parent(), nonlinearity)
             .with_context(|| path.display().to_string())?;
         let ctx = || path.display().to_string();
         Ok(if fast {

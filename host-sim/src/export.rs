@@ -455,8 +455,8 @@ impl Exportable {
         let bytes =
             std::fs::read(path).with_context(|| format!("{}: cannot read file", path.display()))?;
         let ctx = || path.display().to_string();
-        if !crate::quantize::file::is_quantized(&bytes).with_context(ctx)? {
-            let model = FloatModel::from_bytes(&bytes, nonlinearity)
+        if !crate::import::is_quantized(&bytes).with_context(ctx)? {
+            let model = FloatModel::from_bytes_in(&bytes, path.parent(), nonlinearity)
                 .with_context(ctx)?
                 .fold_normalization();
             return Ok(Exportable::Float { model, fast });

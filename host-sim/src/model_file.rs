@@ -13,10 +13,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use safetensors::tensor::{Dtype, TensorView};
-use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
+
+use crate::import::{TensorMap, TensorValues};
 
 /// The kind of recurrent cell, with the plain RNN's nonlinearity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -210,28 +211,39 @@ impl FloatModel {
         out
     }
 
-    /// Loads a model file; `nonlinearity` overrides the RNN nonlinearity from metadata.
+    /// Loads a model file of any format [`crate::import`] reads (safetensors, PyTorch `.pt`,
+    /// ONNX), recognised by its content; `nonlinearity` overrides the RNN nonlinearity from
+    /// metadata.
     pub fn load(path: &Path, nonlinearity: Option<Nonlinearity>) -> Result<FloatModel> {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("{}: cannot read file", path.display()))?;
-        Self::from_bytes(&bytes, nonlinearity).map_err(|e| anyhow!("{}: {e:#}", path.display()))
+        let tensors = crate::import::read_path(path)?;
+        Self::from_tensors(&tensors, nonlinearity).map_err(|e| anyhow!("{}: {e:#}", path.display()))
     }
 
-    /// Parses safetensors bytes (see [`FloatModel::load`]).
+    /// Parses a model file held in memory (see [`FloatModel::load`]); an ONNX model with
+    /// external data needs [`FloatModel::from_bytes_in`].
     pub fn from_bytes(bytes: &[u8], nonlinearity: Option<Nonlinearity>) -> Result<FloatModel> {
-        let (_, header) = SafeTensors::read_metadata(bytes)
-            .map_err(|e| anyhow!("not a safetensors file ({e})"))?;
-        let tensors =
-            SafeTensors::deserialize(bytes).map_err(|e| anyhow!("not a safetensors file ({e})"))?;
-        let metadata = header.metadata().clone().unwrap_or_default();
-        // `names()` iterates a hash map: sorted, so that messages naming keys are the same on
-        // every run.
-        let mut names: Vec<String> = tensors.names().into_iter().map(|s| s.to_string()).collect();
-        names.sort();
+        Self::from_bytes_in(bytes, None, nonlinearity)
+    }
+
+    /// Parses a model file held in memory that was read from directory `dir` (where an ONNX
+    /// model's external data files are).
+    pub fn from_bytes_in(
+        bytes: &[u8],
+        dir: Option<&Path>,
+        nonlinearity: Option<Nonlinearity>,
+    ) -> Result<FloatModel> {
+        Self::from_tensors(&crate::import::read_bytes(bytes, dir)?, nonlinearity)
+    }
+
+    /// Builds the model from tensors in PyTorch `state_dict` naming and layout.
+    pub fn from_tensors(
+        tensors: &TensorMap,
+        nonlinearity: Option<Nonlinearity>,
+    ) -> Result<FloatModel> {
         parse_model(
-            &tensors,
-            &names,
-            metadata.into_iter().collect(),
+            tensors,
+            &tensors.names(),
+            tensors.metadata.clone(),
             nonlinearity,
         )
     }
@@ -322,57 +334,31 @@ impl FloatModel {
     }
 }
 
-/// Reads an `F32` tensor (F64/F16/BF16 are converted) with its shape.
-pub fn read_f32(tensors: &SafeTensors<'_>, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
-    let t = tensors.tensor(name).map_err(|e| match e {
-        safetensors::SafeTensorError::TensorNotFound(_) => anyhow!("missing key `{name}`"),
-        e => anyhow!("tensor `{name}`: {e}"),
-    })?;
-    let data = t.data();
-    let values: Vec<f32> = match t.dtype() {
-        Dtype::F32 => data
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect(),
-        Dtype::F64 => data
-            .chunks_exact(8)
-            .map(|b| f64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as f32)
-            .collect(),
-        Dtype::F16 => data
-            .chunks_exact(2)
-            .map(|b| f16_to_f32(u16::from_le_bytes([b[0], b[1]])))
-            .collect(),
-        Dtype::BF16 => data
-            .chunks_exact(2)
-            .map(|b| f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16))
-            .collect(),
-        other => bail!("tensor `{name}` has dtype {other:?}; expected a float type"),
+/// Reads a float tensor (as `f32`; the readers convert F64/F16/BF16) with its shape.
+pub fn read_f32(tensors: &TensorMap, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
+    let t = tensors
+        .get(name)
+        .ok_or_else(|| anyhow!("missing key `{name}`"))?;
+    let values = match &t.values {
+        TensorValues::F32(v) => v.clone(),
+        TensorValues::NotFloat(dtype) => {
+            bail!("tensor `{name}` has dtype {dtype}; expected a float type")
+        }
     };
+    if values.len() != t.shape.iter().product::<usize>() {
+        bail!(
+            "tensor `{name}` has {} values for its shape {:?}",
+            values.len(),
+            t.shape
+        );
+    }
     if let Some(i) = values.iter().position(|v| !v.is_finite()) {
         bail!(
             "tensor `{name}` has a non-finite value ({}) at flat index {i}",
             values[i]
         );
     }
-    Ok((t.shape().to_vec(), values))
-}
-
-fn f16_to_f32(h: u16) -> f32 {
-    let sign = ((h >> 15) as u32) << 31;
-    let exp = ((h >> 10) & 0x1f) as i32;
-    let man = (h & 0x3ff) as u32;
-    let bits = match (exp, man) {
-        (0, 0) => sign,
-        (0, m) => {
-            // subnormal half: value = m * 2^-24
-            let v = m as f32 * (1.0 / 16_777_216.0);
-            return if sign != 0 { -v } else { v };
-        }
-        (31, 0) => sign | 0x7f80_0000,
-        (31, m) => sign | 0x7f80_0000 | (m << 13),
-        (e, m) => sign | (((e - 15 + 127) as u32) << 23) | (m << 13),
-    };
-    f32::from_bits(bits)
+    Ok((t.shape.clone(), values))
 }
 
 /// Splits `a.b.weight_ih_l0` into (`a.b`, `weight_ih_l0`).
@@ -384,7 +370,7 @@ fn split_key(key: &str) -> (&str, &str) {
 }
 
 fn parse_model(
-    tensors: &SafeTensors<'_>,
+    tensors: &TensorMap,
     names: &[String],
     metadata: BTreeMap<String, String>,
     nonlinearity_override: Option<Nonlinearity>,

@@ -62,19 +62,17 @@ fn model_class_names(path: &Path, nonlinearity: Option<Nonlinearity>) -> Result<
     let bytes =
         std::fs::read(path).with_context(|| format!("{}: cannot read file", path.display()))?;
     let ctx = || path.display().to_string();
-    Ok(
-        if crate::quantize::file::is_quantized(&bytes).with_context(ctx)? {
-            crate::quantize::QuantModel::from_bytes(&bytes)
-                .with_context(ctx)?
-                .meta
-                .class_names
-        } else {
-            FloatModel::from_bytes(&bytes, nonlinearity)
-                .with_context(ctx)?
-                .meta
-                .class_names
-        },
-    )
+    Ok(if crate::import::is_quantized(&bytes).with_context(ctx)? {
+        crate::quantize::QuantModel::from_bytes(&bytes)
+            .with_context(ctx)?
+            .meta
+            .class_names
+    } else {
+        FloatModel::from_bytes_in(&bytes, path.parent(), nonlinearity)
+            .with_context(ctx)?
+            .meta
+            .class_names
+    })
 }
 
 /// Numeric format of a loaded model, as its name on the command line.
