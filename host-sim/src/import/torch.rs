@@ -8,8 +8,8 @@
 //!   `data/<key>` (each storage's raw bytes) and `byteorder` (`little` or `big`; absent in files
 //!   older than PyTorch 2.1, which are little-endian);
 //! * **legacy** (`_use_new_zipfile_serialization=False`): five pickles one after another —
-//!   magic number, protocol version, system info (endianness), the `OrderedDict`, the list of
-//!   storage keys — followed by each storage as an 8-byte element count and its raw bytes.
+//!   magic number, protocol version, system info, the `OrderedDict`, the list of storage keys —
+//!   followed by each storage as an 8-byte element count and its raw bytes, both little-endian.
 //!
 //! Tensors are strided views into storages: each is gathered element by element through its
 //! storage offset, sizes and strides, so transposed or sliced views (`w.t()`) come out in
@@ -99,8 +99,14 @@ pub fn read_zip(bytes: &[u8]) -> Result<TensorMap> {
         false => false,
     };
     let data = read_entry(&pkl)?;
-    let pickle = pickle::read(&data, 0, &mut |p, pid| storage_from_pid(p, pid, false))
-        .map_err(|e| anyhow!("{pkl}: {e:#}"))?;
+    let pickle =
+        pickle::read(&data, 0, &mut |p, pid| storage_from_pid(p, pid, false)).map_err(|e| {
+            if e.is::<pickle::Refusal>() {
+                e
+            } else {
+                anyhow!("{pkl}: {e:#}")
+            }
+        })?;
     let mut storages: HashMap<String, Vec<u8>> = HashMap::new();
     tensor_map(
         &pickle,
@@ -133,14 +139,9 @@ pub fn read_legacy(bytes: &[u8]) -> Result<TensorMap> {
             version.get(version.root)
         );
     }
+    // System info (endianness, type sizes): informational only, as PyTorch writes the storage
+    // sizes and bytes of this format little-endian on every host.
     let sys_info = pickle::read(bytes, version.end, &mut no_pid)?;
-    let big_endian = match sys_info.get(sys_info.root) {
-        Obj::Dict { items, .. } => items.iter().any(|&(k, v)| {
-            sys_info.get(k) == &Obj::Str("little_endian".into())
-                && sys_info.get(v) == &Obj::Bool(false)
-        }),
-        _ => false,
-    };
     let body = pickle::read(bytes, sys_info.end, &mut |p, pid| {
         storage_from_pid(p, pid, true)
     })?;
@@ -176,11 +177,7 @@ pub fn read_legacy(bytes: &[u8]) -> Result<TensorMap> {
             .ok_or_else(|| anyhow!("the file ends before storage `{key}` (truncated file?)"))?;
         let mut c = [0u8; 8];
         c.copy_from_slice(count);
-        let count = if big_endian {
-            u64::from_be_bytes(c)
-        } else {
-            u64::from_le_bytes(c)
-        };
+        let count = u64::from_le_bytes(c);
         let len = usize::try_from(count)
             .ok()
             .and_then(|n| n.checked_mul(size))
@@ -202,7 +199,7 @@ pub fn read_legacy(bytes: &[u8]) -> Result<TensorMap> {
                 .cloned()
                 .ok_or_else(|| anyhow!("storage `{}` is not in the file", s.key))
         },
-        big_endian,
+        false,
     )
 }
 
@@ -241,43 +238,47 @@ fn tensor_map(
 ) -> Result<TensorMap> {
     let Obj::Dict { items, .. } = p.get(p.root) else {
         bail!(
-            "the file holds a {}, not a state_dict (a dict of tensors); save the weights with \
+            "the file holds {}, not a state_dict (a dict of tensors); save the weights with \
              {SAVE_STATE_DICT}",
-            p.kind(p.root)
+            a(&p.kind(p.root))
         );
     };
+    let text = |id: Id| match p.get(id) {
+        Obj::Str(s) => Some(s.clone()),
+        _ => None,
+    };
+    // A training checkpoint holds the state_dict as one of its values.
+    let nested = items.iter().find(|&&(_, v)| match p.get(v) {
+        Obj::Dict { items: inner, .. } => inner
+            .iter()
+            .any(|&(_, x)| matches!(p.get(x), Obj::Tensor(_))),
+        _ => false,
+    });
+    if let Some(&(k, _)) = nested {
+        let names: Vec<String> = items
+            .iter()
+            .filter_map(|&(k, _)| text(k).map(|s| format!("`{s}`")))
+            .collect();
+        bail!(
+            "a checkpoint dict (keys {}), not a state_dict; save the model's weights alone: \
+             torch.save(checkpoint[\"{}\"], \"m.pt\")",
+            names.join(", "),
+            text(k).unwrap_or_default()
+        );
+    }
     let mut map = TensorMap::default();
     let mut keys = BTreeMap::new();
     for &(k, v) in items {
-        let Obj::Str(key) = p.get(k) else {
-            bail!("a state_dict key is a {}, not a string", p.kind(k));
-        };
+        let key = text(k)
+            .ok_or_else(|| anyhow!("a state_dict key is {}, not a string", a(&p.kind(k))))?;
         match p.get(v) {
             Obj::Tensor(t) => {
-                keys.insert(key.clone(), t.clone());
-            }
-            Obj::Dict { items: inner, .. }
-                if inner
-                    .iter()
-                    .any(|&(_, x)| matches!(p.get(x), Obj::Tensor(_))) =>
-            {
-                let names: Vec<String> = items
-                    .iter()
-                    .filter_map(|&(k, _)| match p.get(k) {
-                        Obj::Str(s) => Some(format!("`{s}`")),
-                        _ => None,
-                    })
-                    .collect();
-                bail!(
-                    "a checkpoint dict (keys {}), not a state_dict; save the model's weights \
-                     alone: torch.save(checkpoint[\"{key}\"], \"m.pt\")",
-                    names.join(", ")
-                );
+                keys.insert(key, t.clone());
             }
             _ => bail!(
-                "state_dict entry `{key}` is a {}, not a tensor; save the weights with \
+                "state_dict entry `{key}` is {}, not a tensor; save the weights with \
                  {SAVE_STATE_DICT}",
-                p.kind(v)
+                a(&p.kind(v))
             ),
         }
     }
@@ -288,6 +289,15 @@ fn tensor_map(
         map.insert(key, tensor);
     }
     Ok(map)
+}
+
+/// `a list`, `an int`, `None`: a kind with its article.
+fn a(kind: &str) -> String {
+    match kind {
+        "None" => kind.to_string(),
+        k if k.starts_with(['a', 'e', 'i', 'o', 'u', 'A', 'E', 'I', 'O', 'U']) => format!("an {k}"),
+        k => format!("a {k}"),
+    }
 }
 
 /// Reads a strided view into row-major `f32` values.
