@@ -296,7 +296,7 @@ mod tests {
 
     #[test]
     fn sniff_recognises_each_format_by_content() {
-        let st = FloatModelBytes::safetensors();
+        let st = sample_safetensors();
         assert_eq!(ModelFormat::sniff(&st).unwrap(), ModelFormat::SafeTensors);
         assert_eq!(
             ModelFormat::sniff(b"PK\x03\x04rest").unwrap(),
@@ -334,7 +334,7 @@ mod tests {
 
     #[test]
     fn safetensors_float_dtypes_become_f32() {
-        let bytes = FloatModelBytes::safetensors();
+        let bytes = sample_safetensors();
         let map = read_safetensors(&bytes).unwrap();
         let t = map.get("a").unwrap();
         assert_eq!(t.shape, vec![2]);
@@ -348,28 +348,24 @@ mod tests {
         assert_eq!(map.metadata.get("k").map(String::as_str), Some("v"));
     }
 
-    /// Small safetensors files for the tests above.
-    struct FloatModelBytes;
-
-    impl FloatModelBytes {
-        fn safetensors() -> Vec<u8> {
-            use safetensors::tensor::TensorView;
-            let a: Vec<u8> = [1.5f32, -2.0]
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect();
-            let h: Vec<u8> = [half::f16::from_f32(1.0), half::f16::from_f32(-0.5)]
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect();
-            let i: Vec<u8> = 7i64.to_le_bytes().to_vec();
-            let views = vec![
-                ("a", TensorView::new(Dtype::F32, vec![2], &a).unwrap()),
-                ("h", TensorView::new(Dtype::F16, vec![2], &h).unwrap()),
-                ("i", TensorView::new(Dtype::I64, vec![1], &i).unwrap()),
-            ];
-            let meta = std::collections::HashMap::from([("k".to_string(), "v".to_string())]);
-            safetensors::serialize(views, Some(meta)).unwrap()
-        }
+    /// A small safetensors file: f32, f16 and i64 tensors and one metadata entry.
+    fn sample_safetensors() -> Vec<u8> {
+        use safetensors::tensor::TensorView;
+        let a: Vec<u8> = [1.5f32, -2.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let h: Vec<u8> = [half::f16::from_f32(1.0), half::f16::from_f32(-0.5)]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let i: Vec<u8> = 7i64.to_le_bytes().to_vec();
+        let views = vec![
+            ("a", TensorView::new(Dtype::F32, vec![2], &a).unwrap()),
+            ("h", TensorView::new(Dtype::F16, vec![2], &h).unwrap()),
+            ("i", TensorView::new(Dtype::I64, vec![1], &i).unwrap()),
+        ];
+        let meta = std::collections::HashMap::from([("k".to_string(), "v".to_string())]);
+        safetensors::serialize(views, Some(meta)).unwrap()
     }
 }

@@ -349,7 +349,10 @@ fn decode_tensor(t: &TensorProto, external: &mut External<'_>) -> Result<Val> {
         .iter()
         .map(|&d| usize::try_from(d).map_err(|_| anyhow!("tensor `{}` has dimension {d}", t.name)))
         .collect::<Result<Vec<usize>>>()?;
-    let numel: usize = shape.iter().product();
+    let numel = shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| anyhow!("tensor `{}` has shape {shape:?}, too large", t.name))?;
     let raw = if t.data_location == 1 {
         Some(external.read(t)?)
     } else if !t.raw_data.is_empty() || numel == 0 {
@@ -357,12 +360,11 @@ fn decode_tensor(t: &TensorProto, external: &mut External<'_>) -> Result<Val> {
     } else {
         None
     };
-    let float = |ty: FloatType| -> Option<FloatType> { Some(ty) };
     let kind = match t.data_type {
-        1 => float(FloatType::F32),
-        11 => float(FloatType::F64),
-        10 => float(FloatType::F16),
-        16 => float(FloatType::BF16),
+        1 => Some(FloatType::F32),
+        11 => Some(FloatType::F64),
+        10 => Some(FloatType::F16),
+        16 => Some(FloatType::BF16),
         _ => None,
     };
     let check = |n: usize| -> Result<()> {
@@ -1011,14 +1013,17 @@ impl<'e, 'p> Interpreter<'e, 'p> {
                             shape.push(1);
                         }
                         0 => shape.push(a.shape.get(i).copied().unwrap_or(1)),
-                        d => shape.push(d as usize),
+                        d => shape.push(
+                            usize::try_from(d).map_err(|_| anyhow!("a target dimension {d}"))?,
+                        ),
                     }
                 }
+                let product = |s: &[usize]| s.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
                 if let Some(i) = infer {
-                    let known: usize = shape.iter().product();
+                    let known = product(&shape).unwrap_or(usize::MAX);
                     shape[i] = a.len() / known.max(1);
                 }
-                if shape.iter().product::<usize>() != a.len() {
+                if product(&shape) != Some(a.len()) {
                     bail!("cannot reshape {:?} to {t:?}", a.shape);
                 }
                 Ok(Val::Const(a.with_shape(shape)))
@@ -1239,7 +1244,6 @@ impl<'e, 'p> Interpreter<'e, 'p> {
                 out.axes.remove(ax);
                 match a.role {
                     Role::Time if last => out.last_only = true,
-                    Role::Time if first_of_one => {}
                     Role::Time => bail!(
                         "it takes step {idx} of the sequence; only the last step can be taken"
                     ),

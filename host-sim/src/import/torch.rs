@@ -326,6 +326,16 @@ fn gather(t: &TensorRef, bytes: &[u8], big_endian: bool) -> Result<Tensor> {
     if numel == 0 {
         return Ok(Tensor::f32(t.size.clone(), Vec::new()));
     }
+    // A view with more elements than its storage repeats elements (an expanded, stride-0
+    // view): no state_dict holds one, and it would let a small file claim a huge tensor.
+    if numel > available {
+        bail!(
+            "its view (size {:?}, stride {:?}) has {numel} elements, more than its storage's \
+             {available}",
+            t.size,
+            t.stride
+        );
+    }
     // The furthest element the view reaches must lie in the storage.
     let last = t
         .size
@@ -428,6 +438,15 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("reaches element 3 of a storage of 3"), "{e}");
+    }
+
+    #[test]
+    fn a_view_larger_than_its_storage_is_an_error() {
+        let storage = bytes(&[0., 1.]);
+        let e = gather(&view(0, &[1_000_000_000], &[0]), &storage, false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("more than its storage's 2"), "{e}");
     }
 
     #[test]
