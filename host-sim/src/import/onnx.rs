@@ -2014,4 +2014,260 @@ mod tests {
         assert!(!looks_like_onnx(b"\x08\x00"));
         assert!(!looks_like_onnx(b"\x12\x07pytorch"));
     }
+
+    // -- small graphs built here ---------------------------------------------------------
+
+    use crate::import::onnx_proto::{
+        TensorShapeDimension, TensorShapeProto, TypeProto, TypeProtoTensor, ValueInfoProto,
+    };
+
+    fn tensor(name: &str, dims: &[usize], values: Vec<f32>) -> TensorProto {
+        TensorProto {
+            name: name.into(),
+            dims: dims.iter().map(|&d| d as i64).collect(),
+            data_type: 1,
+            float_data: values,
+            ..Default::default()
+        }
+    }
+
+    /// Deterministic, distinct values.
+    fn values(n: usize, seed: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| (((i * 7 + seed * 13) % 23) as f32 - 11.0) / 20.0)
+            .collect()
+    }
+
+    fn int_attr(name: &str, i: i64) -> AttributeProto {
+        AttributeProto {
+            name: name.into(),
+            i,
+            r#type: 2,
+            ..Default::default()
+        }
+    }
+
+    fn strings_attr(name: &str, v: &[&str]) -> AttributeProto {
+        AttributeProto {
+            name: name.into(),
+            strings: v.iter().map(|s| s.as_bytes().to_vec()).collect(),
+            r#type: 8,
+            ..Default::default()
+        }
+    }
+
+    fn node(op: &str, name: &str, inputs: &[&str], outputs: &[&str]) -> NodeProto {
+        NodeProto {
+            op_type: op.into(),
+            name: name.into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: outputs.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    fn value_info(name: &str, dims: &[Option<i64>]) -> ValueInfoProto {
+        ValueInfoProto {
+            name: name.into(),
+            r#type: Some(TypeProto {
+                tensor_type: Some(TypeProtoTensor {
+                    elem_type: 1,
+                    shape: Some(TensorShapeProto {
+                        dim: dims
+                            .iter()
+                            .map(|d| TensorShapeDimension {
+                                dim_value: *d,
+                                dim_param: d.is_none().then(|| "n".to_string()),
+                            })
+                            .collect(),
+                    }),
+                }),
+            }),
+        }
+    }
+
+    /// A one-layer LSTM (H = 2, I = 3) reading `[T, B, I]`, or `[B, T, I]` with `layout=1`,
+    /// followed by a Gemm head on its `Y_h`; `edit` changes the graph before it is encoded.
+    fn lstm_model(layout: i64, edit: impl FnOnce(&mut GraphProto)) -> Vec<u8> {
+        let (h, i) = (2, 3);
+        let mut lstm = node("LSTM", "lstm0", &["x", "W", "R", "B"], &["y", "y_h", "y_c"]);
+        lstm.attribute.push(int_attr("hidden_size", h as i64));
+        lstm.attribute.push(int_attr("layout", layout));
+        let squeeze = node("Squeeze", "sq", &["y_h", "axis"], &["last"]);
+        // layout 1: Y_h is [B, dirs, H].
+        let axis = if layout == 0 { 0 } else { 1 };
+        let mut gemm = node("Gemm", "head", &["last", "Wh", "Bh"], &["out"]);
+        gemm.attribute.push(int_attr("transB", 1));
+        let mut graph = GraphProto {
+            name: "g".into(),
+            node: vec![lstm, squeeze, gemm],
+            initializer: vec![
+                tensor("W", &[1, 4 * h, i], values(4 * h * i, 1)),
+                tensor("R", &[1, 4 * h, h], values(4 * h * h, 2)),
+                tensor("B", &[1, 8 * h], values(8 * h, 3)),
+                tensor("Wh", &[2, h], values(2 * h, 4)),
+                tensor("Bh", &[2], values(2, 5)),
+                TensorProto {
+                    name: "axis".into(),
+                    dims: vec![1],
+                    data_type: 7,
+                    int64_data: vec![axis],
+                    ..Default::default()
+                },
+            ],
+            input: vec![value_info("x", &[None, Some(1), Some(i as i64)])],
+            output: vec![value_info("out", &[Some(1), Some(2)])],
+        };
+        edit(&mut graph);
+        ModelProto {
+            ir_version: 8,
+            graph: Some(graph),
+            ..Default::default()
+        }
+        .encode_to_vec()
+    }
+
+    fn error_of(bytes: &[u8]) -> String {
+        format!("{:#}", read(bytes, None).unwrap_err())
+    }
+
+    #[test]
+    fn batch_first_layout_gives_the_same_weights() {
+        let a = read(&lstm_model(0, |_| {}), None).unwrap();
+        let b = read(&lstm_model(1, |_| {}), None).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.get("rnn.weight_ih_l0").unwrap().shape, vec![8, 3]);
+        assert_eq!(a.get("head.weight").unwrap().shape, vec![2, 2]);
+        assert_eq!(a.metadata[meta_keys::CELL], "lstm");
+    }
+
+    #[test]
+    fn lstm_options_the_cells_do_not_have_are_refused() {
+        let with_attr = |a: AttributeProto| lstm_model(0, move |g| g.node[0].attribute.push(a));
+        let clip = AttributeProto {
+            name: "clip".into(),
+            f: 3.0,
+            r#type: 1,
+            ..Default::default()
+        };
+        for (bytes, needle) in [
+            (with_attr(clip), "`clip`"),
+            (with_attr(int_attr("input_forget", 1)), "input_forget=1"),
+            (
+                with_attr(AttributeProto {
+                    name: "direction".into(),
+                    s: b"reverse".to_vec(),
+                    r#type: 3,
+                    ..Default::default()
+                }),
+                "direction `reverse`",
+            ),
+            (
+                with_attr(strings_attr("activations", &["Sigmoid", "Relu", "Tanh"])),
+                "only the defaults",
+            ),
+            (
+                lstm_model(0, |g| {
+                    g.node[0].input = ["x", "W", "R", "B", "", "", "", "P"]
+                        .map(String::from)
+                        .to_vec();
+                    g.initializer.push(tensor("P", &[1, 6], vec![0.5; 6]));
+                }),
+                "peephole",
+            ),
+            (
+                lstm_model(0, |g| {
+                    g.node[0].input = ["x", "W", "R", "B", "lens"].map(String::from).to_vec();
+                    g.initializer.push(TensorProto {
+                        name: "lens".into(),
+                        dims: vec![1],
+                        data_type: 6,
+                        int32_data: vec![4],
+                        ..Default::default()
+                    });
+                }),
+                "sequence_lens",
+            ),
+            (
+                lstm_model(0, |g| {
+                    g.node[0].input = ["x", "W", "R", "B", "", "h0"].map(String::from).to_vec();
+                    g.initializer.push(tensor("h0", &[1, 1, 2], vec![0.1, 0.0]));
+                }),
+                "only a zero initial state",
+            ),
+        ] {
+            let e = error_of(&bytes);
+            assert!(e.contains("`LSTM` node `lstm0`"), "{e}");
+            assert!(e.contains(needle), "{needle}: {e}");
+        }
+        // A zero initial state is fine.
+        let zero = lstm_model(0, |g| {
+            g.node[0].input = ["x", "W", "R", "B", "", "h0", "h0"]
+                .map(String::from)
+                .to_vec();
+            g.initializer.push(tensor("h0", &[1, 1, 2], vec![0.0, 0.0]));
+        });
+        assert!(read(&zero, None).is_ok());
+    }
+
+    #[test]
+    fn weights_and_operators_that_cannot_be_followed_are_named() {
+        // W computed by an operator the reader does not know.
+        let e = error_of(&lstm_model(0, |g| {
+            g.initializer.retain(|t| t.name != "W");
+            g.node.insert(0, node("RandomNormal", "rand", &[], &["W"]));
+        }));
+        assert!(
+            e.contains("its W is the output of `RandomNormal` node `rand`"),
+            "{e}"
+        );
+        // An operator outside the standard domain on the signal's path.
+        let e = error_of(&lstm_model(0, |g| {
+            let mut custom = node("Scale", "scale", &["out"], &["scaled"]);
+            custom.domain = "com.example".into();
+            g.node.push(custom);
+            g.output[0].name = "scaled".into();
+        }));
+        assert!(e.contains("`com.example.Scale`"), "{e}");
+        // Arithmetic on the signal that is not the head's bias.
+        let e = error_of(&lstm_model(0, |g| {
+            g.node
+                .insert(0, node("Mul", "scale_in", &["x0", "Bh"], &["x"]));
+            g.input[0].name = "x0".into();
+        }));
+        assert!(e.contains("`Mul` node `scale_in`"), "{e}");
+        assert!(e.contains("the input"), "{e}");
+        // Two graph inputs (an initial state fed from outside).
+        let e = error_of(&lstm_model(0, |g| {
+            g.input.push(value_info("h0", &[Some(1), Some(1), Some(2)]));
+        }));
+        assert!(e.contains("2 inputs (`x`, `h0`)"), "{e}");
+    }
+
+    #[test]
+    fn external_data_needs_a_directory_and_stays_inside_it() {
+        let external = |location: &str| {
+            let location = location.to_string();
+            lstm_model(0, move |g| {
+                let w = g.initializer.iter_mut().find(|t| t.name == "W").unwrap();
+                w.float_data.clear();
+                w.data_location = 1;
+                w.external_data = vec![crate::import::onnx_proto::StringStringEntryProto {
+                    key: "location".into(),
+                    value: location,
+                }];
+            })
+        };
+        let e = error_of(&external("w.bin"));
+        assert!(e.contains("external file `w.bin`"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        for bad in ["../w.bin", "/etc/passwd"] {
+            let e = format!("{:#}", read(&external(bad), Some(dir.path())).unwrap_err());
+            assert!(e.contains("outside the model's directory"), "{e}");
+        }
+        let w: Vec<u8> = values(24, 1).iter().flat_map(|v| v.to_le_bytes()).collect();
+        std::fs::write(dir.path().join("w.bin"), &w).unwrap();
+        let from_file = read(&external("w.bin"), Some(dir.path())).unwrap();
+        assert_eq!(from_file, read(&lstm_model(0, |_| {}), None).unwrap());
+    }
 }
