@@ -120,16 +120,6 @@ impl ModelFormat {
         }
         bail!("{EXPECTED}; {}", describe_start(bytes))
     }
-
-    /// Human name of the format.
-    pub fn name(self) -> &'static str {
-        match self {
-            ModelFormat::SafeTensors => "safetensors",
-            ModelFormat::TorchZip => "PyTorch zip",
-            ModelFormat::TorchLegacy => "PyTorch legacy",
-            ModelFormat::Onnx => "ONNX",
-        }
-    }
 }
 
 /// The largest header length taken for safetensors (its own reader's limit).
