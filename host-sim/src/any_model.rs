@@ -27,18 +27,29 @@ impl ModelFile {
     /// does not store it; it must agree with the file when it does (see
     /// [`crate::model_file`]).
     pub fn from_bytes(bytes: &[u8], nonlinearity: Option<Nonlinearity>) -> Result<ModelFile> {
-        Ok(if crate::quantize::file::is_quantized(bytes)? {
+        Self::from_bytes_in(bytes, None, nonlinearity)
+    }
+
+    /// [`ModelFile::from_bytes`] for a file read from directory `dir` (where an ONNX model's
+    /// external data files are).
+    pub fn from_bytes_in(
+        bytes: &[u8],
+        dir: Option<&Path>,
+        nonlinearity: Option<Nonlinearity>,
+    ) -> Result<ModelFile> {
+        Ok(if crate::import::is_quantized(bytes)? {
             ModelFile::Quant(QuantModel::from_bytes_with(bytes, nonlinearity)?)
         } else {
-            ModelFile::Float(FloatModel::from_bytes(bytes, nonlinearity)?)
+            ModelFile::Float(FloatModel::from_bytes_in(bytes, dir, nonlinearity)?)
         })
     }
 
-    /// Reads and parses a file; errors name the file.
+    /// Reads and parses a file of any format [`crate::import`] reads; errors name the file.
     pub fn load(path: &Path, nonlinearity: Option<Nonlinearity>) -> Result<ModelFile> {
         let bytes =
             std::fs::read(path).with_context(|| format!("{}: cannot read file", path.display()))?;
-        Self::from_bytes(&bytes, nonlinearity).with_context(|| path.display().to_string())
+        Self::from_bytes_in(&bytes, path.parent(), nonlinearity)
+            .with_context(|| path.display().to_string())
     }
 
     /// The class names the file stores (empty if none).

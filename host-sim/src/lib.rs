@@ -7,6 +7,7 @@ pub mod cmd;
 pub mod dataset;
 pub mod evaluation;
 pub mod export;
+pub mod import;
 pub mod model_file;
 pub mod output_file;
 pub mod quantize;

@@ -40,6 +40,7 @@ use safetensors::tensor::{Dtype, TensorInfo, TensorView};
 use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
 
+use crate::import::{TensorMap, TensorValues};
 use crate::quote::shorten;
 
 /// The kind of recurrent cell, with the plain RNN's nonlinearity.
@@ -262,26 +263,46 @@ impl FloatModel {
         out
     }
 
-    /// Loads a model file. `nonlinearity` is the plain RNN's nonlinearity when the file does not
-    /// store it (a PyTorch `state_dict` never does); it must agree with the file when the file
-    /// does, and is ignored for LSTM and GRU.
+    /// Loads a model file of any format [`crate::import`] reads (safetensors, PyTorch `.pt`,
+    /// ONNX), recognised by its content. `nonlinearity` is the plain RNN's nonlinearity when
+    /// the file does not store it (a PyTorch `state_dict` never does); it must agree with the
+    /// file when the file does, and is ignored for LSTM and GRU.
     pub fn load(path: &Path, nonlinearity: Option<Nonlinearity>) -> Result<FloatModel> {
         let bytes =
             std::fs::read(path).with_context(|| format!("{}: cannot read file", path.display()))?;
-        Self::from_bytes(&bytes, nonlinearity).map_err(|e| anyhow!("{}: {e:#}", path.display()))
+        Self::from_bytes_in(&bytes, path.parent(), nonlinearity)
+            .map_err(|e| anyhow!("{}: {e:#}", path.display()))
     }
 
-    /// Parses safetensors bytes (see [`FloatModel::load`]).
+    /// Parses a model file held in memory (see [`FloatModel::load`]); an ONNX model with
+    /// external data needs [`FloatModel::from_bytes_in`].
     pub fn from_bytes(bytes: &[u8], nonlinearity: Option<Nonlinearity>) -> Result<FloatModel> {
-        let container = read_container(bytes)?;
-        if let Some(kind) = container.metadata.get(meta_keys::NUMERIC) {
+        Self::from_bytes_in(bytes, None, nonlinearity)
+    }
+
+    /// Parses a model file held in memory that was read from directory `dir` (where an ONNX
+    /// model's external data files are).
+    pub fn from_bytes_in(
+        bytes: &[u8],
+        dir: Option<&Path>,
+        nonlinearity: Option<Nonlinearity>,
+    ) -> Result<FloatModel> {
+        Self::from_tensors(&crate::import::read_bytes(bytes, dir)?, nonlinearity)
+    }
+
+    /// Builds the model from tensors in PyTorch `state_dict` naming and layout.
+    pub fn from_tensors(
+        tensors: &TensorMap,
+        nonlinearity: Option<Nonlinearity>,
+    ) -> Result<FloatModel> {
+        if let Some(kind) = tensors.metadata.get(meta_keys::NUMERIC) {
             bail!(
                 "this is a quantised model (`{}` is `{}`); an f32 model is expected here",
                 meta_keys::NUMERIC,
                 shorten(kind)
             );
         }
-        parse_model(&container, nonlinearity)
+        parse_model(tensors, nonlinearity)
     }
 
     /// Serialises to safetensors bytes with PyTorch key names and `__metadata__`.
@@ -806,58 +827,32 @@ impl Serialize for Header<'_> {
     }
 }
 
-/// Reads an `F32` tensor (F64/F16/BF16 are converted) with its shape.
-pub fn read_f32(tensors: &SafeTensors<'_>, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
+/// Reads a float tensor (as `f32`; the readers convert F64/F16/BF16) with its shape.
+pub fn read_f32(tensors: &TensorMap, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
     let shown = shorten(name);
-    let t = tensors.tensor(name).map_err(|e| match e {
-        safetensors::SafeTensorError::TensorNotFound(_) => anyhow!("missing key `{shown}`"),
-        e => anyhow!("tensor `{shown}`: {e}"),
-    })?;
-    let data = t.data();
-    let values: Vec<f32> = match t.dtype() {
-        Dtype::F32 => data
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect(),
-        Dtype::F64 => data
-            .chunks_exact(8)
-            .map(|b| f64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as f32)
-            .collect(),
-        Dtype::F16 => data
-            .chunks_exact(2)
-            .map(|b| f16_to_f32(u16::from_le_bytes([b[0], b[1]])))
-            .collect(),
-        Dtype::BF16 => data
-            .chunks_exact(2)
-            .map(|b| f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16))
-            .collect(),
-        other => bail!("tensor `{shown}` has dtype {other:?}; expected a float type"),
+    let t = tensors
+        .get(name)
+        .ok_or_else(|| anyhow!("missing key `{shown}`"))?;
+    let values = match &t.values {
+        TensorValues::F32(v) => v.clone(),
+        TensorValues::NotFloat(dtype) => {
+            bail!("tensor `{shown}` has dtype {dtype}; expected a float type")
+        }
     };
+    if values.len() != t.shape.iter().product::<usize>() {
+        bail!(
+            "tensor `{shown}` has {} values for its shape {:?}",
+            values.len(),
+            t.shape
+        );
+    }
     if let Some(i) = values.iter().position(|v| !v.is_finite()) {
         bail!(
             "tensor `{shown}` has a non-finite value ({}) at flat index {i}",
             values[i]
         );
     }
-    Ok((t.shape().to_vec(), values))
-}
-
-fn f16_to_f32(h: u16) -> f32 {
-    let sign = ((h >> 15) as u32) << 31;
-    let exp = ((h >> 10) & 0x1f) as i32;
-    let man = (h & 0x3ff) as u32;
-    let bits = match (exp, man) {
-        (0, 0) => sign,
-        (0, m) => {
-            // subnormal half: value = m * 2^-24
-            let v = m as f32 * (1.0 / 16_777_216.0);
-            return if sign != 0 { -v } else { v };
-        }
-        (31, 0) => sign | 0x7f80_0000,
-        (31, m) => sign | 0x7f80_0000 | (m << 13),
-        (e, m) => sign | (((e - 15 + 127) as u32) << 23) | (m << 13),
-    };
-    f32::from_bits(bits)
+    Ok((t.shape.clone(), values))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1001,8 +996,8 @@ pub fn resolve_nonlinearity(
 /// The leaves of a recurrent layer's tensors, `<leaf>{k}`.
 const LAYER_STEMS: [&str; 4] = ["weight_ih_l", "weight_hh_l", "bias_ih_l", "bias_hh_l"];
 
-fn parse_model(c: &Container<'_>, given: Option<Nonlinearity>) -> Result<FloatModel> {
-    let (tensors, names) = (&c.tensors, &c.names);
+fn parse_model(c: &TensorMap, given: Option<Nonlinearity>) -> Result<FloatModel> {
+    let (tensors, names) = (c, &c.names());
     // Group the recurrent keys by prefix.
     let mut rec_prefixes: Vec<&str> = Vec::new();
     for n in names {

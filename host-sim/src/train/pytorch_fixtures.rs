@@ -43,7 +43,7 @@ fn load(name: &str) -> Case {
     )
     .expect("json");
     let bytes = std::fs::read(d.join(format!("{name}_grad.safetensors"))).expect("grads");
-    let st = SafeTensors::deserialize(&bytes).expect("grads");
+    let st = crate::import::read_safetensors(&bytes).expect("grads");
     // read_f32 converts the f64 reference to f32; compare in f64 from the raw bytes instead.
     let grads = net
         .tensors()
