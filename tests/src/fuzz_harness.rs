@@ -348,12 +348,18 @@ pub fn sample_series(channels: usize) -> Series {
     }
 }
 
-/// A fresh temporary directory, removed when dropped.
+/// A fresh temporary directory, removed when dropped: in `/dev/shm` where there is one, since
+/// creating and deleting files on a disk file system would take most of a target's time.
 fn scratch_dir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("tinyrnn-fuzz-")
-        .tempdir()
-        .expect("create a temporary directory")
+    let mut builder = tempfile::Builder::new();
+    builder.prefix("tinyrnn-fuzz-");
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        if let Ok(dir) = builder.tempdir_in(shm) {
+            return dir;
+        }
+    }
+    builder.tempdir().expect("create a temporary directory")
 }
 
 fn write_file(dir: &Path, name: &str, data: &[u8]) -> PathBuf {

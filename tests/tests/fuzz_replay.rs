@@ -139,7 +139,7 @@ replay_tests!(
 
 /// The harness's target list, the replay tests, the libFuzzer binaries (`fuzz_targets/*.rs`, each
 /// a `[[bin]]` of `fuzz/Cargo.toml`) and the seed directories name the same targets, and every
-/// regression directory belongs to one.
+/// dictionary and regression directory belongs to one.
 #[test]
 fn every_target_is_everywhere() {
     let mut harness: Vec<String> = TARGETS.iter().map(|t| t.name.to_string()).collect();
@@ -162,6 +162,12 @@ fn every_target_is_everywhere() {
     }
     let seeds = names(&fuzz_dir().join("seeds"), None);
     assert_eq!(seeds, harness, "fuzz/seeds/* vs fuzz_harness::TARGETS");
+    for dict in names(&fuzz_dir().join("dicts"), Some("dict")) {
+        assert!(
+            harness.contains(&dict),
+            "fuzz/dicts/{dict}.dict belongs to no fuzz target"
+        );
+    }
     for dir in names(&fuzz_dir().join("regressions"), None) {
         assert!(
             harness.contains(&dir),

@@ -67,6 +67,11 @@ pub fn steps() -> Vec<Step> {
             about: "fixed-point inference on Cortex-M0 links no soft-float routine",
             run: checks::integer_only,
         },
+        Step {
+            name: "overflow",
+            about: "cargo test --workspace --release with overflow checks (target/overflow): the release tool, its readers, the CLI tests and the fuzz replay",
+            run: tests_with_overflow_checks,
+        },
     ]
 }
 
@@ -173,4 +178,19 @@ fn firmware_self_tests() -> Result<()> {
         firmware::build_and_run(machine.target, firmware::SELF_TESTS)?;
     }
     Ok(())
+}
+
+/// The test suite again as a release build with overflow checks, in its own target directory
+/// (`target/overflow`, so `target/release` keeps its profile). The CLI tests run the `tinyrnn`
+/// binary of the profile they were built with, so it is this build that they exercise, and the
+/// fuzz replay runs every seed and saved crash with the optimiser's code and the checks on: an
+/// overflow that wraps silently in an ordinary release build panics here. Debug info is off
+/// because nothing here needs it and it slows the build.
+fn tests_with_overflow_checks() -> Result<()> {
+    let mut command = cmd::cargo(repo_root(), &["test", "--workspace", "--release"]);
+    command
+        .env("CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS", "true")
+        .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
+        .env("CARGO_TARGET_DIR", repo_path("target/overflow"));
+    cmd::run(command)
 }
