@@ -69,7 +69,7 @@ pub fn steps() -> Vec<Step> {
         },
         Step {
             name: "overflow",
-            about: "cargo test --workspace --release with overflow checks (target/overflow): the release tool, its readers, the CLI tests and the fuzz replay",
+            about: "tinyrnn-sim and tinyrnn-tests again as a release build with overflow checks (target/overflow): the tool, its readers, the CLI tests, the fuzz replay",
             run: tests_with_overflow_checks,
         },
     ]
@@ -180,14 +180,26 @@ fn firmware_self_tests() -> Result<()> {
     Ok(())
 }
 
-/// The test suite again as a release build with overflow checks, in its own target directory
-/// (`target/overflow`, so `target/release` keeps its profile). The CLI tests run the `tinyrnn`
-/// binary of the profile they were built with, so it is this build that they exercise, and the
-/// fuzz replay runs every seed and saved crash with the optimiser's code and the checks on: an
-/// overflow that wraps silently in an ordinary release build panics here. Debug info is off
-/// because nothing here needs it and it slows the build.
+/// The host tool's tests and the cross-crate tests (CLI, parity, fuzz replay) again as a release
+/// build with overflow checks, in its own target directory (`target/overflow`, so that
+/// `target/release` keeps its profile). The CLI tests run the `tinyrnn` binary of the profile
+/// they were built with, so it is this build of the tool that they exercise, and the fuzz replay
+/// runs every seed and saved crash through the optimised code with the checks on: an overflow
+/// that would wrap silently in an ordinary release build panics here. The ordinary test build
+/// (`test`) has overflow checks already, which is enough for `core`'s own tests, so they are not
+/// built again. Debug info is off: nothing here needs it and it slows the build.
 fn tests_with_overflow_checks() -> Result<()> {
-    let mut command = cmd::cargo(repo_root(), &["test", "--workspace", "--release"]);
+    let mut command = cmd::cargo(
+        repo_root(),
+        &[
+            "test",
+            "--release",
+            "-p",
+            "tinyrnn-sim",
+            "-p",
+            "tinyrnn-tests",
+        ],
+    );
     command
         .env("CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS", "true")
         .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
