@@ -187,13 +187,15 @@ fn firmware_self_tests() -> Result<()> {
 /// runs every seed and saved crash through the optimised code with the checks on: an overflow
 /// that would wrap silently in an ordinary release build panics here. The ordinary test build
 /// (`test`) has overflow checks already, which is enough for `core`'s own tests, so they are not
-/// built again. Debug info is off: nothing here needs it and it slows the build.
+/// built again. Debug info is off: nothing here needs it and it slows the build. Every test
+/// binary runs even when one fails, so one run shows every overflow.
 fn tests_with_overflow_checks() -> Result<()> {
     let mut command = cmd::cargo(
         repo_root(),
         &[
             "test",
             "--release",
+            "--no-fail-fast",
             "-p",
             "tinyrnn-sim",
             "-p",
