@@ -41,7 +41,7 @@ use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
 
 use crate::import::{TensorMap, TensorValues};
-use crate::quote::shorten;
+use crate::quote::{library_message, shorten};
 
 /// The kind of recurrent cell, with the plain RNN's nonlinearity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -631,7 +631,7 @@ pub struct Container<'a> {
 /// `__metadata__` entry) is an error: serde would keep one of them without a word.
 pub fn read_container(bytes: &[u8]) -> Result<Container<'_>> {
     check_duplicate_keys(bytes)?;
-    let not_safetensors = |e| anyhow!("not a safetensors file ({e})");
+    let not_safetensors = |e| anyhow!("not a safetensors file ({})", library_message(&e));
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(not_safetensors)?;
     let tensors = SafeTensors::deserialize(bytes).map_err(not_safetensors)?;
     let mut names: Vec<String> = tensors.names().into_iter().map(|s| s.to_string()).collect();
@@ -780,7 +780,7 @@ pub fn write_container(
     let mut offset = 0;
     for t in &tensors {
         TensorView::new(t.dtype, t.shape.clone(), &t.data)
-            .map_err(|e| anyhow!("tensor `{}`: {e}", shorten(&t.name)))?;
+            .map_err(|e| anyhow!("tensor `{}`: {}", shorten(&t.name), library_message(&e)))?;
         infos.push((
             t.name.as_str(),
             TensorInfo {
@@ -1203,15 +1203,23 @@ fn parse_model(c: &TensorMap, given: Option<Nonlinearity>) -> Result<FloatModel>
 
     let mut extra = c.metadata.clone();
     let class_names = match extra.remove(meta_keys::CLASS_NAMES) {
-        Some(s) => serde_json::from_str::<Vec<String>>(&s)
-            .map_err(|e| anyhow!("metadata `{}`: {e}", meta_keys::CLASS_NAMES))?,
+        Some(s) => serde_json::from_str::<Vec<String>>(&s).map_err(|e| {
+            anyhow!(
+                "metadata `{}`: {}",
+                meta_keys::CLASS_NAMES,
+                library_message(&e)
+            )
+        })?,
         None => Vec::new(),
     };
     let normalization = match extra.remove(meta_keys::NORMALIZATION) {
-        Some(s) => Some(
-            serde_json::from_str::<Normalization>(&s)
-                .map_err(|e| anyhow!("metadata `{}`: {e}", meta_keys::NORMALIZATION))?,
-        ),
+        Some(s) => Some(serde_json::from_str::<Normalization>(&s).map_err(|e| {
+            anyhow!(
+                "metadata `{}`: {}",
+                meta_keys::NORMALIZATION,
+                library_message(&e)
+            )
+        })?),
         None => None,
     };
     extra.remove(meta_keys::CELL);

@@ -21,11 +21,26 @@ pub fn shorten(text: &str) -> String {
     format!("{cut}{rest}")
 }
 
+/// The most characters shown of a message a library wrote (which may embed user input, such
+/// as a tensor name).
+pub const MAX_LIBRARY_MESSAGE: usize = 4 * MAX_QUOTED;
+
+/// A library's error message made safe for a one-line error: control characters escaped, cut
+/// at [`MAX_LIBRARY_MESSAGE`] characters like [`shorten`].
+pub fn library_message(error: &impl std::fmt::Display) -> String {
+    let (cut, rest) = cut_at(&error.to_string(), MAX_LIBRARY_MESSAGE);
+    format!("{cut}{rest}")
+}
+
 /// The first [`MAX_QUOTED`] characters, escaped, with `…` when cut; and ` (N characters)`
 /// when cut, else nothing.
 fn cut(text: &str) -> (String, String) {
+    cut_at(text, MAX_QUOTED)
+}
+
+fn cut_at(text: &str, max: usize) -> (String, String) {
     let mut out = String::new();
-    for c in text.chars().take(MAX_QUOTED) {
+    for c in text.chars().take(max) {
         if c.is_control() || c == '\u{feff}' {
             out.extend(c.escape_default());
         } else {
@@ -33,7 +48,7 @@ fn cut(text: &str) -> (String, String) {
         }
     }
     let total = text.chars().count();
-    if total > MAX_QUOTED {
+    if total > max {
         out.push('…');
         (out, format!(" ({total} characters)"))
     } else {
@@ -71,6 +86,13 @@ mod tests {
         let s = shorten(&"z ".repeat(100));
         assert!(s.ends_with("… (200 characters)"), "{s}");
         assert_eq!(s.chars().filter(|&c| c == 'z').count(), MAX_QUOTED / 2);
+    }
+
+    #[test]
+    fn library_messages_stay_on_one_line() {
+        let m = library_message(&"invalid offset for tensor `\nn.bias`");
+        assert_eq!(m, "invalid offset for tensor `\\nn.bias`");
+        assert!(library_message(&"x".repeat(1000)).ends_with("… (1000 characters)"));
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! Shared helpers for the cross-crate tests in `tests/tests/*.rs`: PyTorch fixture discovery,
 //! CSV and safetensors reading/writing, flat-to-array conversion for const-generic models, and
-//! locating (building if needed) the `tinyrnn` binary for CLI tests.
+//! locating (building if needed) the `tinyrnn` binary for CLI tests; [`fuzz_harness`] holds the
+//! fuzz targets' definitions.
+
+pub mod fuzz_harness;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

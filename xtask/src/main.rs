@@ -7,11 +7,13 @@
 //! - `qemu-setup`: installs what the firmware steps need (rustup targets, QEMU).
 //! - `firmware [--target T]... [--bin B]...`: builds firmware and runs it under QEMU.
 //! - `qemu --target T <elf>`: runs one firmware ELF under QEMU, decoding its defmt log.
+//! - `fuzz --seconds N [--target NAME]...`: the cargo-fuzz targets of `fuzz/`, N seconds each.
 
 mod checks;
 mod cmd;
 mod demo;
 mod firmware;
+mod fuzz;
 mod steps;
 mod test;
 mod tools;
@@ -33,6 +35,10 @@ commands:
                 --bin <name>       (repeatable; default: every self-test binary)
   qemu        run one firmware ELF under QEMU and decode its defmt log
                 --target <triple> <path/to/elf>
+  fuzz        run the cargo-fuzz targets of fuzz/ (installs cargo-fuzz if missing), saving
+              crashes under fuzz/regressions/<target>/; fails if any target crashed
+                --seconds <N>      time per target (required)
+                --target <name>    (repeatable; default: every target)
 
 options for test and demo:
   --only <step,...>  run only these steps
@@ -63,6 +69,7 @@ fn run() -> Result<()> {
         }
         "firmware" => firmware::command(&args),
         "qemu" => firmware::qemu_command(&args),
+        "fuzz" => fuzz::command(&args),
         other => bail!("unknown command `{other}`\n\n{USAGE}"),
     }
 }

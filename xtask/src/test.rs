@@ -72,6 +72,11 @@ pub fn steps() -> Vec<Step> {
             about: "fixed-point inference on Cortex-M0 links no soft-float routine",
             run: checks::integer_only,
         },
+        Step {
+            name: "overflow",
+            about: "tinyrnn-sim and tinyrnn-tests again as a release build with overflow checks (target/overflow): the tool, its readers, the CLI tests, the fuzz replay",
+            run: tests_with_overflow_checks,
+        },
     ]
 }
 
@@ -178,4 +183,33 @@ fn firmware_self_tests() -> Result<()> {
         firmware::build_and_run(machine.target, firmware::SELF_TESTS)?;
     }
     Ok(())
+}
+
+/// The host tool's tests and the cross-crate tests (CLI, parity, fuzz replay) again as a release
+/// build with overflow checks, in its own target directory (`target/overflow`, so that
+/// `target/release` keeps its profile). The CLI tests run the `tinyrnn` binary of the profile
+/// they were built with, so it is this build of the tool that they exercise, and the fuzz replay
+/// runs every seed and saved crash through the optimised code with the checks on: an overflow
+/// that would wrap silently in an ordinary release build panics here. The ordinary test build
+/// (`test`) has overflow checks already, which is enough for `core`'s own tests, so they are not
+/// built again. Debug info is off: nothing here needs it and it slows the build. Every test
+/// binary runs even when one fails, so one run shows every overflow.
+fn tests_with_overflow_checks() -> Result<()> {
+    let mut command = cmd::cargo(
+        repo_root(),
+        &[
+            "test",
+            "--release",
+            "--no-fail-fast",
+            "-p",
+            "tinyrnn-sim",
+            "-p",
+            "tinyrnn-tests",
+        ],
+    );
+    command
+        .env("CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS", "true")
+        .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
+        .env("CARGO_TARGET_DIR", repo_path("target/overflow"));
+    cmd::run(command)
 }

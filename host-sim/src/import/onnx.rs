@@ -47,8 +47,12 @@ pub fn looks_like_onnx(bytes: &[u8]) -> bool {
 
 /// Reads an ONNX model into a tensor map; `dir` is where external data files are looked up.
 pub fn read(bytes: &[u8], dir: Option<&Path>) -> Result<TensorMap> {
-    let model = ModelProto::decode(bytes)
-        .map_err(|e| anyhow!("not a valid ONNX model ({e}; truncated file?)"))?;
+    let model = ModelProto::decode(bytes).map_err(|e| {
+        anyhow!(
+            "not a valid ONNX model ({}; truncated file?)",
+            crate::quote::library_message(&e)
+        )
+    })?;
     let graph = model
         .graph
         .as_ref()

@@ -54,7 +54,7 @@ use crate::model_file::{
     check_class_names, check_extra, join_key, layer_index, meta_keys, read_container, split_key,
     CellKind, Container, ModelMeta, Nonlinearity, OwnedTensor, StoredCell, MAX_LAYERS,
 };
-use crate::quote::shorten;
+use crate::quote::{library_message, shorten};
 
 /// Metadata key of the numeric format.
 pub const NUMERIC_KEY: &str = meta_keys::NUMERIC;
@@ -642,10 +642,15 @@ fn parse(c: &Container<'_>, given: Option<Nonlinearity>) -> Result<QuantModel> {
         .remove(FORMATS_KEY)
         .ok_or_else(|| anyhow!("metadata `{FORMATS_KEY}` is missing"))?;
     let formats: FormatsJson = serde_json::from_str(&formats_text)
-        .map_err(|e| anyhow!("metadata `{FORMATS_KEY}`: {e}"))?;
+        .map_err(|e| anyhow!("metadata `{FORMATS_KEY}`: {}", library_message(&e)))?;
     let class_names = match meta.remove(meta_keys::CLASS_NAMES) {
-        Some(s) => serde_json::from_str(&s)
-            .map_err(|e| anyhow!("metadata `{}`: {e}", meta_keys::CLASS_NAMES))?,
+        Some(s) => serde_json::from_str(&s).map_err(|e| {
+            anyhow!(
+                "metadata `{}`: {}",
+                meta_keys::CLASS_NAMES,
+                library_message(&e)
+            )
+        })?,
         None => Vec::new(),
     };
     if meta.contains_key(meta_keys::NORMALIZATION) {
@@ -781,7 +786,7 @@ fn parse(c: &Container<'_>, given: Option<Nonlinearity>) -> Result<QuantModel> {
             let t = c
                 .tensors
                 .tensor(w)
-                .map_err(|e| anyhow!("tensor `{}`: {e}", shorten(w)))?;
+                .map_err(|e| anyhow!("tensor `{}`: {}", shorten(w), library_message(&e)))?;
             let shape = t.shape().to_vec();
             if shape.len() != 2 || shape[1] != last_h {
                 bail!(

@@ -1,0 +1,5 @@
+//! libFuzzer entry of the `csv_dir` target; the target is defined in
+//! `tinyrnn_tests::fuzz_harness::csv_dir`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| tinyrnn_tests::fuzz_harness::csv_dir(data));
