@@ -3,7 +3,7 @@
 use crate::activation::float::FloatActivation;
 use crate::error::{check_len, ShapeError};
 use crate::numeric::float::Float;
-use crate::numeric::Numeric;
+use crate::numeric::{Numeric, Schedule};
 
 /// Head weights as slices: `weight[O][I]` (PyTorch layout), `bias[O]`, row scales `[O]`.
 ///
@@ -58,29 +58,35 @@ impl<'a, N: Numeric> DenseWeights<'a, N> {
     pub fn format(&self) -> &N::Format {
         &self.format
     }
+}
 
+impl<N: Schedule> DenseWeights<'_, N> {
     /// `out = W x + b`.
     pub fn forward(&self, x: &[N::Act], out: &mut [N::Pre]) {
-        // The host only, as for the cells' blocks of units: the first outputs four at a time.
-        #[cfg(not(target_os = "none"))]
-        let done = if N::UNITS_PER_UPDATE > 1 {
-            self.forward_four_rows_at_a_time(x, out)
-        } else {
-            0
+        // As the cells' blocks of units (`f32` on the host): the first outputs four at a time.
+        let in_blocks = || {
+            let done = self.forward_four_rows_at_a_time(x, out);
+            self.forward_rows(x, out, done);
+            true
         };
+        if !crate::cell::in_blocks_of_eight::<N>(in_blocks) {
+            self.forward_rows(x, out, 0);
+        }
+    }
+
+    /// `out[k] = W[k] x + b[k]` for the outputs from `first` on, one row at a time.
+    #[inline(always)]
+    fn forward_rows(&self, x: &[N::Act], out: &mut [N::Pre], first: usize) {
         let rows = self.weight.chunks_exact(self.input_size.max(1));
         let rows = rows.zip(self.bias.iter().zip(self.scale)).zip(out);
-        #[cfg(not(target_os = "none"))]
-        let rows = rows.skip(done);
-        for ((w, (&b, &s)), y) in rows {
+        for ((w, (&b, &s)), y) in rows.skip(first) {
             *y = N::preact(b, w, s, x, &[], s, &[], &self.format);
         }
     }
 
-    /// Where the cells update several units at once (`f32` on the host): the outputs four at a
-    /// time through [`Numeric::preact_rows`] (the sums of `preact`, sharing the loads of `x`).
+    /// Where the cells update eight units at a time (`f32` on the host): the outputs four at a
+    /// time through [`Schedule::preact_rows`] (the sums of `preact`, sharing the loads of `x`).
     /// Returns how many outputs it wrote.
-    #[cfg(not(target_os = "none"))]
     fn forward_four_rows_at_a_time(&self, x: &[N::Act], out: &mut [N::Pre]) -> usize {
         const ROWS: usize = 4;
         let i = self.input_size.max(1);
@@ -152,7 +158,10 @@ impl<N: Numeric, const I: usize, const O: usize> Dense<N, I, O> {
     }
 
     /// `W x + b`.
-    pub fn forward(&self, x: &[N::Act]) -> [N::Pre; O] {
+    pub fn forward(&self, x: &[N::Act]) -> [N::Pre; O]
+    where
+        N: Schedule,
+    {
         let mut out = [N::Pre::default(); O];
         self.weights().forward(x, &mut out);
         out

@@ -17,6 +17,48 @@ pub fn mul_add(a: f32, b: f32, c: f32) -> f32 {
     return a * b + c;
 }
 
+/// `f32` arithmetic in one lane (`f32` itself) or in several (the host's vectors,
+/// `kernel::host`), every lane rounding exactly as scalar `f32` does: code written once over
+/// `F32Lanes` gives, lane by lane, the bits it gives for `f32`.
+pub trait F32Lanes:
+    Copy
+    + core::ops::Add<Output = Self>
+    + core::ops::Sub<Output = Self>
+    + core::ops::Mul<Output = Self>
+    + core::ops::Div<Output = Self>
+{
+    /// Every lane `v`.
+    fn splat(v: f32) -> Self;
+    /// `f32::clamp(x, -limit, limit)` in every lane (NaN stays NaN).
+    fn clamp_magnitude(self, limit: f32) -> Self;
+    /// [`mul_add`]`(self, a, b)` in every lane.
+    fn mul_add(self, a: Self, b: Self) -> Self;
+    /// `f` of every lane.
+    fn map(self, f: impl Fn(f32) -> f32) -> Self;
+}
+
+impl F32Lanes for f32 {
+    #[inline(always)]
+    fn splat(v: f32) -> f32 {
+        v
+    }
+
+    #[inline(always)]
+    fn clamp_magnitude(self, limit: f32) -> f32 {
+        self.clamp(-limit, limit)
+    }
+
+    #[inline(always)]
+    fn mul_add(self, a: f32, b: f32) -> f32 {
+        mul_add(self, a, b)
+    }
+
+    #[inline(always)]
+    fn map(self, f: impl Fn(f32) -> f32) -> f32 {
+        f(self)
+    }
+}
+
 /// Independent partial sums in [`dot_f32`]: enough to hide the add latency and to fill two
 /// 4-lane SIMD registers on the host.
 pub(crate) const F32_LANES: usize = 8;
