@@ -123,40 +123,10 @@ impl<N: Schedule> LstmWeights<'_, N> {
             )
             .zip(h_next.iter_mut().zip(c.iter_mut()));
         for ((((w_x, w_h), bias), (s_x, s_h)), (h_out, c_j)) in units {
-            // The unit's four adjacent rows give everything c'_j and h'_j need.
-            let pre = if N::FUSES_ROWS {
-                let (Ok(bias), Ok(s_x), Ok(s_h)) =
-                    (bias.try_into(), s_x.try_into(), s_h.try_into())
-                else {
-                    return;
-                };
-                let (rows_x, rows_h) = (gate_rows(w_x, i), gate_rows(w_h, h));
-                N::preact_rows::<GATES>(bias, rows_x, s_x, x, rows_h, s_h, h_prev, fmt)
-            } else {
-                let mut gates = w_x
-                    .chunks_exact(i)
-                    .zip(w_h.chunks_exact(h))
-                    .zip(bias.iter().zip(s_x.iter().zip(s_h)))
-                    .map(|((wx, wh), (&b, (&sx, &sh)))| {
-                        N::preact(b, wx, sx, x, wh, sh, h_prev, fmt)
-                    });
-                let (Some(pi), Some(pf), Some(pg), Some(po)) =
-                    (gates.next(), gates.next(), gates.next(), gates.next())
-                else {
-                    return;
-                };
-                [pi, pf, pg, po]
+            let Some(pre) = self.unit_preacts(w_x, w_h, bias, s_x, s_h, x, h_prev) else {
+                return;
             };
-            let [pi, pf, pg, po] = pre;
-            let [i_gate, f_gate, g_gate, o_gate] = [
-                N::sigmoid(pi, fmt),
-                N::sigmoid(pf, fmt),
-                N::tanh(pg, fmt),
-                N::sigmoid(po, fmt),
-            ];
-            let c_new = N::lstm_cell(f_gate, *c_j, i_gate, g_gate, fmt);
-            *c_j = c_new;
-            *h_out = N::lstm_hidden(o_gate, c_new, fmt);
+            *h_out = N::lstm_update(pre, c_j, fmt);
         }
     }
 
