@@ -1,24 +1,21 @@
-//! Sets the cfgs that pick this build's kernels (`src/kernel/mod.rs` lists them).
+//! Sets the cfgs that pick this build's kernels (`src/kernel/mod.rs` lists them):
 //!
-//! * `tinyrnn_host_simd`: x86-64 and AArch64 under a desktop or server operating system (the
-//!   host tool, tests, benchmarks). Only these get the `wide` vectors of `kernel/host.rs` and
-//!   the second, lane-layout copy of a const-generic layer's weights; a microcontroller, with or
-//!   without an RTOS, does not. Keep the list in step with `wide`'s target in `Cargo.toml`.
-//! * `tinyrnn_fused_f32`: such hosts on x86-64 built with FMA, whose `f32` multiply-adds then
-//!   round once (`kernel::portable::mul_add`).
-//! * `tinyrnn_no_long_multiply`: cores without a 32 × 32 → 64-bit multiply (`thumbv6m-*`,
-//!   `thumbv8m.base-*`: Cortex-M0/M0+/M23), where an `i64` product is a library call.
-//! * With the `asm` feature only, the hand-written Arm kernels. Stable Rust does not expose Arm
-//!   target features to `cfg`, so the target name stands in for them: `thumbv7em-*` always has
-//!   the DSP extension (`SMLALD`, `tinyrnn_asm_dsp`); `thumbv8m.main-*` has it only when the
-//!   build enables `+dsp` (as the firmware's Cortex-M33 configuration does). `*eabihf` targets
-//!   have a single-precision FPU (`VLDM`, `VMLA.F32`, `tinyrnn_asm_fpu`); `thumbv6m-*` is
-//!   ARMv6-M (`tinyrnn_asm_armv6m`), `thumbv7m-*` ARMv7-M without DSP (`tinyrnn_asm_armv7m`).
+//! * `tinyrnn_host_simd`: x86-64 and AArch64 under a desktop or server OS ([`HOST_OS`]). Only
+//!   these get the `wide` vectors of `kernel/host.rs` and the lane-layout copy of a layer's
+//!   weights; a microcontroller, with or without an RTOS, does not. `wide`'s target in
+//!   `Cargo.toml` lists the same systems.
+//! * `tinyrnn_fused_f32`: such x86-64 hosts built with FMA; their `f32` multiply-adds round once.
+//! * `tinyrnn_no_long_multiply`: cores without a 32 × 32 → 64-bit multiply (Cortex-M0/M0+/M23).
+//! * With the `asm` feature, the hand-written Arm kernels. Stable Rust does not expose Arm target
+//!   features to `cfg`, so the target name stands in for them: `thumbv7em-*` always has the DSP
+//!   extension (`tinyrnn_asm_dsp`), `thumbv8m.main-*` only when built with `+dsp` (as the
+//!   firmware's Cortex-M33 configuration is); `*eabihf` targets have an FPU (`tinyrnn_asm_fpu`);
+//!   `thumbv6m-*` is ARMv6-M (`tinyrnn_asm_armv6m`), `thumbv7m-*` ARMv7-M (`tinyrnn_asm_armv7m`).
 
 use std::env;
 
-/// Operating systems of the machines the host tool runs on. An OS not listed (`none`, an RTOS
-/// such as `espidf` or `nuttx`, …) runs the portable `f32` paths.
+/// The operating systems of hosts. Any other (`none`, an RTOS such as `espidf` or `nuttx`, …)
+/// runs the portable `f32` paths.
 const HOST_OS: &[&str] = &[
     "linux",
     "android",
@@ -52,8 +49,7 @@ fn main() {
     if host_simd {
         println!("cargo::rustc-cfg=tinyrnn_host_simd");
     }
-    // x86-64 hosts built with FMA (`-C target-cpu=native` on any x86-64 CPU since 2013): every
-    // `f32` multiply-add of the definition rounds once.
+    // `-C target-cpu=native` on any x86-64 CPU since 2013.
     let features = var("CARGO_CFG_TARGET_FEATURE");
     if host_simd && arch == "x86_64" && features.split(',').any(|f| f == "fma") {
         println!("cargo::rustc-cfg=tinyrnn_fused_f32");

@@ -64,22 +64,14 @@ impl<N: Schedule> DenseWeights<'_, N> {
     /// `out = W x + b`.
     pub fn forward(&self, x: &[N::Act], out: &mut [N::Pre]) {
         // As the cells' blocks of units (`f32` on the host): the first outputs four at a time.
-        let in_blocks = || {
-            let done = self.forward_four_rows_at_a_time(x, out);
-            self.forward_rows(x, out, done);
+        let mut done = 0;
+        crate::cell::in_blocks_of_eight::<N>(|| {
+            done = self.forward_four_rows_at_a_time(x, out);
             true
-        };
-        if !crate::cell::in_blocks_of_eight::<N>(in_blocks) {
-            self.forward_rows(x, out, 0);
-        }
-    }
-
-    /// `out[k] = W[k] x + b[k]` for the outputs from `first` on, one row at a time.
-    #[inline(always)]
-    fn forward_rows(&self, x: &[N::Act], out: &mut [N::Pre], first: usize) {
+        });
         let rows = self.weight.chunks_exact(self.input_size.max(1));
         let rows = rows.zip(self.bias.iter().zip(self.scale)).zip(out);
-        for ((w, (&b, &s)), y) in rows.skip(first) {
+        for ((w, (&b, &s)), y) in rows.skip(done) {
             *y = N::preact(b, w, s, x, &[], s, &[], &self.format);
         }
     }

@@ -327,25 +327,18 @@ impl<N: Schedule, const I: usize, const H: usize> Gru<N, I, H> {
     #[inline(always)]
     fn step_in_blocks(&self, x: &[N::Act; I], h_prev: &[N::Act; H], h_next: &mut [N::Act; H]) {
         let mut done = 0;
-        let blocks = self
-            .bias
-            .chunks_exact(8)
-            .zip(self.bias_hn.chunks_exact(8))
-            .zip(h_next.chunks_exact_mut(8).zip(h_prev.chunks_exact(8)));
+        let (bias, bias_hn) = (
+            self.bias.as_chunks::<8>().0,
+            self.bias_hn.as_chunks::<8>().0,
+        );
+        let (h_out, h_old) = (h_next.as_chunks_mut::<8>().0, h_prev.as_chunks::<8>().0);
+        let blocks = bias.iter().zip(bias_hn).zip(h_out.iter_mut().zip(h_old));
         for (b, ((bias, bias_hn), (h_out, h_old))) in blocks.enumerate() {
-            let (Ok(bias), Ok(bias_hn), Ok(h_out), Ok(h_old)) = (
-                bias.try_into(),
-                bias_hn.try_into(),
-                <&mut [N::Act; 8]>::try_from(h_out),
-                h_old.try_into(),
-            ) else {
+            let (w_x, w_h) = (self.lanes.input_block(b), self.lanes.recurrent_block(b));
+            let Some(h_new) = N::gru_eight_units(bias, bias_hn, w_x, x, w_h, h_prev, h_old) else {
                 break;
             };
-            let (w_x, w_h) = (self.lanes.input_block(b), self.lanes.recurrent_block(b));
-            match N::gru_eight_units(bias, bias_hn, w_x, x, w_h, h_prev, h_old) {
-                Some(h_new) => *h_out = h_new,
-                None => break,
-            }
+            *h_out = h_new;
             done += 8;
         }
         let rest = self.weights().units_from(done);

@@ -329,23 +329,16 @@ impl<N: Schedule, const I: usize, const H: usize> Lstm<N, I, H> {
         c: &mut [N::Cell; H],
     ) {
         let mut done = 0;
-        let blocks = self
-            .bias
-            .chunks_exact(8)
-            .zip(h_next.chunks_exact_mut(8).zip(c.chunks_exact_mut(8)));
+        let (bias, h_out) = (self.bias.as_chunks::<8>().0, h_next.as_chunks_mut::<8>().0);
+        let blocks = bias
+            .iter()
+            .zip(h_out.iter_mut().zip(c.as_chunks_mut::<8>().0));
         for (b, (bias, (h_out, c_out))) in blocks.enumerate() {
-            let (Ok(bias), Ok(h_out), Ok(c_out)) = (
-                bias.try_into(),
-                <&mut [N::Act; 8]>::try_from(h_out),
-                c_out.try_into(),
-            ) else {
+            let (w_x, w_h) = (self.lanes.input_block(b), self.lanes.recurrent_block(b));
+            let Some(h_new) = N::lstm_eight_units(bias, w_x, x, w_h, h_prev, c_out) else {
                 break;
             };
-            let (w_x, w_h) = (self.lanes.input_block(b), self.lanes.recurrent_block(b));
-            match N::lstm_eight_units(bias, w_x, x, w_h, h_prev, c_out) {
-                Some(h_new) => *h_out = h_new,
-                None => break,
-            }
+            *h_out = h_new;
             done += 8;
         }
         let rest = self.weights().units_from(done);

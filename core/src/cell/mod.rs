@@ -56,14 +56,12 @@ impl<A, const H: usize> DoubleBuffer<A, H> {
     }
 }
 
-/// Runs `blocks` where the cells update eight units at a time for `N`
-/// ([`Schedule::BLOCKS_OF_EIGHT`]: `f32` on the host) and returns what it returns (whether it
-/// did the step); returns `false` at once everywhere else.
+/// `blocks()` (whether it did the step) where the cells update eight units at a time for `N`
+/// ([`Schedule::BLOCKS_OF_EIGHT`]: `f32` on the host), else `false`.
 ///
-/// Without `tinyrnn_host_simd` no numeric type updates eight units at a time, and `blocks` is
-/// never called, so it is never compiled: firmware's steps hold their one-unit paths alone,
-/// which is what LLVM then optimises (host code in a branch that is merely never taken still
-/// changes how it inlines them).
+/// Without `tinyrnn_host_simd`, `blocks` is never called and so never compiled: firmware's
+/// steps hold their one-unit paths alone (host code in a branch merely never taken still
+/// changes how LLVM inlines them).
 #[inline(always)]
 #[cfg_attr(not(tinyrnn_host_simd), allow(clippy::extra_unused_type_parameters))]
 pub(crate) fn in_blocks_of_eight<N: Schedule>(blocks: impl FnOnce() -> bool) -> bool {
@@ -78,8 +76,8 @@ pub(crate) fn in_blocks_of_eight<N: Schedule>(blocks: impl FnOnce() -> bool) -> 
 /// `r`, hidden from the optimiser where the dot products are plain Rust.
 ///
 /// Given two candidate buffers, LLVM may fold the choice between them into every unrolled load
-/// of `h_prev` (four extra instructions per multiply-accumulate on Cortex-M3 for w8a16 at
-/// H = 64, a third more on Cortex-M0 for an RNN); `black_box` costs a register move instead.
+/// of `h_prev` (extra instructions in every multiply-accumulate on Cortex-M0 and M3);
+/// `black_box` costs a register move instead.
 /// Where the dot products are `asm!` blocks (DSP cores) they take the pointer once, and the
 /// fold is cheaper than the move.
 #[inline(always)]
@@ -191,7 +189,7 @@ impl<W, const G: usize, const I: usize, const H: usize> core::fmt::Debug
     }
 }
 
-/// [`EightUnitLanes`] where the cells never step eight units at a time: no second copy.
+/// No second copy where the cells never step eight units at a time.
 #[cfg(not(tinyrnn_host_simd))]
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct EightUnitLanes<W, const G: usize, const I: usize, const H: usize>(

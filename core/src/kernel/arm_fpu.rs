@@ -1,21 +1,16 @@
-//! Hand-scheduled `f32` kernels for Cortex-M cores with a single-precision FPU (`*eabihf`
-//! targets: Cortex-M4F/M7/M33), feature `asm`.
-//!
-//! LLVM compiles the portable `f32` dot product to separate loads, multiplies and adds; these
-//! loops load eight (or four) values per `VLDM` and multiply-accumulate with `VMLA.F32`:
+//! Hand-scheduled `f32` kernels for Cortex-M cores with a single-precision FPU (`*eabihf`),
+//! feature `asm`: where LLVM emits separate loads, multiplies and adds, these loops load
+//! several values per `VLDM` and multiply-accumulate with `VMLA.F32`.
 //!
 //! | kernel | instructions | per term |
 //! |---|---|---|
 //! | [`dot_f32`] | `VLDM` eight values per instruction, `VMLA.F32` | 1.5 (+13 per call) |
 //! | [`accumulate_rows`] | 2–4 gate rows per pass, one `VLDM` of four inputs for all rows | 1.31 (4 rows) |
 //!
-//! [`dot_f32`] re-implements [`portable::dot_f32`] bit for bit: `VMLA.F32` (unlike `VFMA`)
-//! rounds the product before adding it, exactly like `lane += w * x` in Rust, with the lanes and
-//! final additions of the definition. [`accumulate_rows`] sums each row in order instead, its
-//! own definition (which the firmware self-test checks bit for bit).
-//!
-//! Safety: the loops read only the `n` elements of slices that hold at least `n`, and `VLDM`
-//! only word-aligned `f32` data.
+//! [`dot_f32`] is [`portable::dot_f32`] bit for bit: `VMLA.F32` (unlike `VFMA`) rounds the
+//! product before adding it, like `lane += w * x` in Rust. [`accumulate_rows`] sums each row in
+//! order instead, its own definition (checked by the firmware self-test). Safety: the loops read
+//! only the `n` elements of slices that hold at least `n`, `VLDM` only word-aligned data.
 #![allow(unsafe_code)]
 
 use super::portable;

@@ -132,14 +132,6 @@ pub fn dot_f32_eight_units<const G: usize>(w: &[f32], v: &[f32]) -> Option<[f32x
     Some(sums)
 }
 
-/// The four vectors `[g][lane]` of eight units back as `[unit][g]` (the inverse of the
-/// transposes that make gate vectors).
-#[inline(always)]
-pub fn units_of_eight(gates: [f32x8; 4]) -> [[f32; 4]; 8] {
-    let [a, b, c, d] = gates.map(|g| g.to_array());
-    core::array::from_fn(|u| [a[u], b[u], c[u], d[u]])
-}
-
 /// Vector `g` holds gate `g` of the four units (a 4 × 4 transpose).
 #[inline(always)]
 fn gates_of_four(pre: &[[f32; 4]; 4]) -> [f32x4; 4] {

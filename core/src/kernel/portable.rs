@@ -136,9 +136,9 @@ const UNROLLED: usize = 32;
 
 /// [`dot_i8`] as fixed-size blocks of 32 terms when the row length is a multiple of 32 (up to
 /// one i32 block): the same exact sum, shaped so that LLVM unrolls every block completely for
-/// any such length (by itself it does so only for short rows). On Cortex-M0 that keeps a row at
-/// five instructions per term at H = 64 as at H = 32 (instead of six plus loop overhead), at the
-/// price of stack slots for the activations that LLVM hoists out of the unit loop. Other
+/// any such length (by itself it does so only for short rows). On Cortex-M0 that keeps long rows
+/// as cheap per term as short ones (no loop overhead), at the price of stack slots for the
+/// activations that LLVM hoists out of the unit loop. Other
 /// lengths (a layer's few inputs) take [`dot_i8`].
 #[inline(always)]
 pub fn dot_i8_in_blocks_of_32(w: &[i8], x: &[i16]) -> i64 {

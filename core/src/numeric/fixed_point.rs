@@ -219,7 +219,7 @@ fn one_dot_wide(bias: i32, dot: i64, shift: i32) -> i32 {
 
 /// [`preact_wide`] as a cold call: after fused dot products the rescaling of a unit's rows is a
 /// loop, which LLVM unrolls only while its body stays small. (One row at a time, the inline
-/// version measures better.)
+/// version is cheaper.)
 #[cold]
 #[inline(never)]
 fn preact_wide_out_of_line(bias: i32, dot_x: i64, shift_x: i32, dot_h: i64, shift_h: i32) -> i32 {
@@ -359,8 +359,8 @@ impl FixedWeight for i16 {
 }
 
 impl FixedWeight for i8 {
-    /// With the DSP extension, two rows share each activation's load and pairing
-    /// ([`kernel::dot_i8_rows`](crate::kernel::dot_i8_rows)).
+    /// With the DSP extension, and with `asm` on Cortex-M0 and M3, a unit's rows share each
+    /// activation's load (and pairing) ([`kernel::dot_i8_rows`](crate::kernel::dot_i8_rows)).
     const FUSES_ROWS: bool = cfg!(any(tinyrnn_asm_dsp, tinyrnn_asm_armv6m, tinyrnn_asm_armv7m));
 
     #[inline(always)]

@@ -129,11 +129,7 @@ impl<A: FloatActivation> Schedule for Float<A> {
         {
             let _ = (scale_x, scale_h, format);
             let (from_x, from_h) = (host::dot_f32_rows(w_x, x), host::dot_f32_rows(w_h, h));
-            let mut out = *bias;
-            for ((out, from_x), from_h) in out.iter_mut().zip(from_x).zip(from_h) {
-                *out = *out + from_x + from_h;
-            }
-            out
+            core::array::from_fn(|g| bias[g] + from_x[g] + from_h[g])
         }
         #[cfg(not(tinyrnn_host_simd))]
         super::preact_rows_one_by_one::<Self, G>(bias, w_x, scale_x, x, w_h, scale_h, h, format)
@@ -282,62 +278,49 @@ mod host {
     mod tests {
         use super::*;
         use crate::activation::float::{Accurate, Fast};
-        use crate::kernel::host::units_of_eight;
 
-        /// Same bits, or both NaN.
-        fn same(a: &[f32], b: &[f32]) -> bool {
-            a.iter()
-                .zip(b)
-                .all(|(a, b)| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()))
-        }
-
-        /// Every clamp boundary, NaN, infinities and a spread of values, in every gate of eight
-        /// units: each lane of the vector update is the scalar update's result.
+        /// Every clamp boundary, NaN, infinities and a spread of magnitudes in every gate of
+        /// eight units: each lane of the vector update has the bits of the one-unit update.
         fn lanes_match_one_unit<A: FloatActivation>() {
             let special = [
                 f32::NAN,
                 f32::INFINITY,
-                f32::NEG_INFINITY,
+                -f32::INFINITY,
                 18.0,
                 -18.0,
                 9.0,
                 -9.0,
             ];
-            let mut pool: Vec<f32> = (0..300u32)
+            let pool: Vec<f32> = (0..300u32)
                 .map(|k| {
-                    let u = (9u32.wrapping_mul(2654435761) ^ k.wrapping_mul(40503)).rotate_left(k);
-                    (u as i32 as f32) * 2f32.powi((k % 17) as i32 - 28)
+                    ((k.wrapping_mul(2654435761) >> 3) as i32 as f32)
+                        * 2f32.powi(k as i32 % 17 - 32)
                 })
+                .chain(special)
                 .collect();
-            pool.extend(special);
+            let same = |a: f32, b: f32| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
             for start in 0..pool.len() {
                 let at = |k: usize| pool[(start + k * 7) % pool.len()];
-                let gates: [f32x8; 4] = core::array::from_fn(|g| {
-                    f32x8::from([0, 1, 2, 3, 4, 5, 6, 7].map(|u| at(4 * u + g)))
-                });
-                let pre = units_of_eight(gates);
-                let c0: [f32; 8] = core::array::from_fn(|u| at(100 + u));
-                let mut c = c0;
-                let h = lstm_update_eight::<A>(gates, &mut c);
+                let pre: [[f32; 4]; 8] =
+                    core::array::from_fn(|u| core::array::from_fn(|g| at(4 * u + g)));
+                let gates = core::array::from_fn(|g| f32x8::from(pre.map(|unit| unit[g])));
+                let h_old: [f32; 8] = core::array::from_fn(|u| at(100 + u));
+                let mut c = h_old;
+                let (h_lstm, h_gru) = (
+                    lstm_update_eight::<A>(gates, &mut c),
+                    gru_update_eight::<A>(gates, &h_old),
+                );
                 for u in 0..8 {
-                    let mut c_ref = c0[u];
+                    let mut c_ref = h_old[u];
                     let h_ref = Float::<A>::lstm_update(pre[u], &mut c_ref, &());
                     assert!(
-                        same(&[h[u], c[u]], &[h_ref, c_ref]),
-                        "LSTM unit {u}: {:?}, {}",
+                        same(h_lstm[u], h_ref) && same(c[u], c_ref),
+                        "LSTM {:?}, {}",
                         pre[u],
-                        c0[u]
+                        h_old[u]
                     );
-                }
-                let h = gru_update_eight::<A>(gates, &c0);
-                for u in 0..8 {
-                    let h_ref = Float::<A>::gru_update(pre[u], c0[u], &());
-                    assert!(
-                        same(&[h[u]], &[h_ref]),
-                        "GRU unit {u}: {:?}, {}",
-                        pre[u],
-                        c0[u]
-                    );
+                    let h_ref = Float::<A>::gru_update(pre[u], h_old[u], &());
+                    assert!(same(h_gru[u], h_ref), "GRU {:?}, {}", pre[u], h_old[u]);
                 }
             }
         }

@@ -3,26 +3,22 @@
 use super::Numeric;
 
 /// Scheduling hints: which gate rows the cells compute in one pass, and whether they update
-/// eight units at a time. Every item has a default that does the work one row and one unit at
-/// a time through [`Numeric`], so `impl Schedule for MyType {}` is a complete implementation.
-///
-/// A schedule changes the order of work, never the result — except where documented: `f32` on
-/// Cortex-M cores with an FPU sums fused rows in order (see
-/// [`preact_rows`](Schedule::preact_rows)).
+/// eight units at a time. Every item defaults to one row and one unit at a time through
+/// [`Numeric`], so `impl Schedule for MyType {}` is complete. A schedule changes the order of
+/// work, never the result — except that `f32` on Cortex-M cores with an FPU sums fused rows in
+/// order (see [`preact_rows`](Schedule::preact_rows)).
 pub trait Schedule: Numeric {
-    /// Whether [`preact_rows`](Schedule::preact_rows) and
-    /// [`gru_preacts`](Schedule::gru_preacts) share work between rows on this target; cells
-    /// that can take either path ask first, because where nothing is shared LLVM specialises
-    /// the row-by-row loop better.
+    /// Whether [`preact_rows`](Schedule::preact_rows) and [`gru_preacts`](Schedule::gru_preacts)
+    /// share work between rows on this target. Cells ask first: where nothing is shared, LLVM
+    /// specialises their row-by-row loop better.
     const FUSES_ROWS: bool = false;
 
     /// The pre-activations of `G` rows — the gates of one unit — at once:
     /// `out[g] = preact(bias[g], w_x[g], scale_x[g], x, w_h[g], scale_h[g], h)`.
     ///
-    /// The default computes the rows one by one ([`preact_rows_one_by_one`]). A numeric type may
-    /// fuse them to share every load of `x` and `h` between the rows. `f32` does on the host
-    /// with the sums of `preact`, and on Cortex-M cores with an FPU summing each row in order
-    /// from its bias (`kernel::arm_fpu::accumulate_rows`).
+    /// The default computes the rows one by one ([`preact_rows_one_by_one`]); a type may share
+    /// every load of `x` and `h` between them. `f32` does on the host, with the sums of
+    /// `preact`, and on FPU cores, summing each row in order (`kernel::arm_fpu`).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn preact_rows<const G: usize>(
@@ -41,10 +37,7 @@ pub trait Schedule: Numeric {
     /// The four sums of one GRU unit, `[r, z, n_x, n_h]`, from the rows r, z, n (in that order)
     /// of `w_x` and of `w_h`: `r` and `z` are full pre-activations (biases `bias[0]`,
     /// `bias[1]`), `n_x` the input part of the candidate (bias `bias[2]`, no `h`) and `n_h` its
-    /// recurrent part (bias `bias[3]`, no `x`).
-    ///
-    /// The default uses [`preact`](Numeric::preact) four times
-    /// ([`gru_preacts_one_by_one`]).
+    /// recurrent part (bias `bias[3]`, no `x`). The default: [`gru_preacts_one_by_one`].
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn gru_preacts(
@@ -60,17 +53,9 @@ pub trait Schedule: Numeric {
         gru_preacts_one_by_one::<Self>(bias, w_x, scale_x, x, w_h, scale_h, h, format)
     }
 
-    /// Whether the cells update eight units at a time ([`lstm_update_eight`],
-    /// [`gru_update_eight`], and from the lane layout of the const-generic layers
-    /// [`lstm_eight_units`], [`gru_eight_units`]) and the dense head takes four rows at a time
-    /// through [`preact_rows`](Schedule::preact_rows). `f32` does on the host, evaluating each
-    /// activation of eight units as one vector, so that their dependency chains (activation,
-    /// cell update, activation) run side by side.
-    ///
-    /// [`lstm_update_eight`]: Schedule::lstm_update_eight
-    /// [`gru_update_eight`]: Schedule::gru_update_eight
-    /// [`lstm_eight_units`]: Schedule::lstm_eight_units
-    /// [`gru_eight_units`]: Schedule::gru_eight_units
+    /// Whether the cells update eight units at a time (the `*_eight*` methods below) and the
+    /// dense head takes four rows at a time. `f32` does on the host, each activation of the
+    /// eight units one vector, so that their dependency chains run side by side.
     const BLOCKS_OF_EIGHT: bool = false;
 
     /// The LSTM update of eight units, [`lstm_update`](crate::Elementwise::lstm_update) of `pre[u]` and
@@ -81,11 +66,7 @@ pub trait Schedule: Numeric {
         c: &mut [Self::Cell; 8],
         format: &Self::Format,
     ) -> [Self::Act; 8] {
-        let mut h = [Self::Act::default(); 8];
-        for ((h, c), pre) in h.iter_mut().zip(c).zip(pre) {
-            *h = Self::lstm_update(pre, c, format);
-        }
-        h
+        core::array::from_fn(|u| Self::lstm_update(pre[u], &mut c[u], format))
     }
 
     /// The GRU update of eight units, [`gru_update`](crate::Elementwise::gru_update) of `pre[u]` and
@@ -96,18 +77,13 @@ pub trait Schedule: Numeric {
         h_prev: &[Self::Act; 8],
         format: &Self::Format,
     ) -> [Self::Act; 8] {
-        let mut h = [Self::Act::default(); 8];
-        for ((h, &h_prev), pre) in h.iter_mut().zip(h_prev).zip(pre) {
-            *h = Self::gru_update(pre, h_prev, format);
-        }
-        h
+        core::array::from_fn(|u| Self::gru_update(pre[u], h_prev[u], format))
     }
 
-    /// The LSTM update of eight units (as [`lstm_update_eight`](Schedule::lstm_update_eight))
-    /// straight from their weights in the lane layout of the const-generic layers (one 8-lane
-    /// vector per input and gate; biases unit-major), with the sums of
-    /// [`preact`](Numeric::preact). `None` where the type has no such path or the weights are
-    /// not aligned for it; the caller then takes the general one.
+    /// [`lstm_update_eight`](Schedule::lstm_update_eight) straight from the weights in the lane
+    /// layout of the const-generic layers (one 8-lane vector per input and gate; biases
+    /// unit-major), with the sums of [`preact`](Numeric::preact). `None` where the type has no
+    /// such path or the weights are not aligned for it: the caller takes the general one.
     #[inline(always)]
     fn lstm_eight_units(
         bias: &[[Self::Bias; 4]; 8],
@@ -121,11 +97,9 @@ pub trait Schedule: Numeric {
         None
     }
 
-    /// The GRU update of eight units (as [`gru_update_eight`](Schedule::gru_update_eight))
-    /// straight from their weights in the lane layout (see
-    /// [`lstm_eight_units`](Schedule::lstm_eight_units)); `bias[u]` = `[b_r, b_z, b_in]`, with
-    /// the sums of [`gru_preacts`](Schedule::gru_preacts). `None` where the type has no such
-    /// path or the weights are not aligned for it.
+    /// [`gru_update_eight`](Schedule::gru_update_eight) straight from the weights in the lane
+    /// layout (as [`lstm_eight_units`](Schedule::lstm_eight_units)), `bias[u]` = `[b_r, b_z,
+    /// b_in]`, with the sums of [`gru_preacts`](Schedule::gru_preacts); or `None`.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn gru_eight_units(
