@@ -63,23 +63,21 @@ impl<'a, N: Numeric> DenseWeights<'a, N> {
 impl<N: Schedule> DenseWeights<'_, N> {
     /// `out = W x + b`.
     pub fn forward(&self, x: &[N::Act], out: &mut [N::Pre]) {
-        // As the cells' blocks of units (`f32` on the host): the first outputs four at a time.
-        let mut done = 0;
-        crate::cell::in_blocks_of_eight::<N>(|| {
-            done = self.forward_four_rows_at_a_time(x, out);
-            true
-        });
+        // As the cells' blocks of units (`f32` on the host): four outputs at a time.
+        if crate::cell::in_blocks_of_eight::<N>(|| self.forward_in_blocks_of_four(x, out)) {
+            return;
+        }
         let rows = self.weight.chunks_exact(self.input_size.max(1));
         let rows = rows.zip(self.bias.iter().zip(self.scale)).zip(out);
-        for ((w, (&b, &s)), y) in rows.skip(done) {
+        for ((w, (&b, &s)), y) in rows {
             *y = N::preact(b, w, s, x, &[], s, &[], &self.format);
         }
     }
 
-    /// Where the cells update eight units at a time (`f32` on the host): the outputs four at a
-    /// time through [`Schedule::preact_rows`] (the sums of `preact`, sharing the loads of `x`).
-    /// Returns how many outputs it wrote.
-    fn forward_four_rows_at_a_time(&self, x: &[N::Act], out: &mut [N::Pre]) -> usize {
+    /// [`forward`](Self::forward) where the cells update eight units at a time (`f32` on the
+    /// host): the outputs four at a time through [`Schedule::preact_rows`] (the sums of
+    /// `preact`, sharing the loads of `x`), the last `O mod 4` one at a time. Returns `true`.
+    fn forward_in_blocks_of_four(&self, x: &[N::Act], out: &mut [N::Pre]) -> bool {
         const ROWS: usize = 4;
         let i = self.input_size.max(1);
         let blocks = self
@@ -102,7 +100,12 @@ impl<N: Schedule> DenseWeights<'_, N> {
             *y = N::preact_rows::<ROWS>(b, w, s, x, no_rows, &no_scales, &[], &self.format);
             done += ROWS;
         }
-        done
+        let rows = self.weight.chunks_exact(i);
+        let rows = rows.zip(self.bias.iter().zip(self.scale)).zip(out);
+        for ((w, (&b, &s)), y) in rows.skip(done) {
+            *y = N::preact(b, w, s, x, &[], s, &[], &self.format);
+        }
+        true
     }
 }
 

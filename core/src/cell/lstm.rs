@@ -123,54 +123,31 @@ impl<N: Schedule> LstmWeights<'_, N> {
             )
             .zip(h_next.iter_mut().zip(c.iter_mut()));
         for ((((w_x, w_h), bias), (s_x, s_h)), (h_out, c_j)) in units {
-            let Some(pre) = self.unit_preacts(w_x, w_h, bias, s_x, s_h, x, h_prev) else {
-                return;
+            // The unit's four adjacent rows give everything c'_j and h'_j need.
+            let pre = if N::FUSES_ROWS {
+                let (Ok(bias), Ok(s_x), Ok(s_h)) =
+                    (bias.try_into(), s_x.try_into(), s_h.try_into())
+                else {
+                    return;
+                };
+                let (rows_x, rows_h) = (gate_rows(w_x, i), gate_rows(w_h, h));
+                N::preact_rows::<GATES>(bias, rows_x, s_x, x, rows_h, s_h, h_prev, fmt)
+            } else {
+                let mut gates = w_x
+                    .chunks_exact(i)
+                    .zip(w_h.chunks_exact(h))
+                    .zip(bias.iter().zip(s_x.iter().zip(s_h)))
+                    .map(|((wx, wh), (&b, (&sx, &sh)))| {
+                        N::preact(b, wx, sx, x, wh, sh, h_prev, fmt)
+                    });
+                let (Some(pi), Some(pf), Some(pg), Some(po)) =
+                    (gates.next(), gates.next(), gates.next(), gates.next())
+                else {
+                    return;
+                };
+                [pi, pf, pg, po]
             };
             *h_out = N::lstm_update(pre, c_j, fmt);
-        }
-    }
-
-    /// The pre-activations `[i, f, g, o]` of the unit whose rows are `w_x` and `w_h` (`None`
-    /// only for slices shorter than the layout, which `new` rules out).
-    #[allow(clippy::too_many_arguments)]
-    #[inline(always)]
-    fn unit_preacts(
-        &self,
-        w_x: &[N::Weight],
-        w_h: &[N::Weight],
-        bias: &[N::Bias],
-        s_x: &[N::RowScale],
-        s_h: &[N::RowScale],
-        x: &[N::Act],
-        h_prev: &[N::Act],
-    ) -> Option<[N::Pre; GATES]> {
-        let (i, h, fmt) = (
-            self.input_size.max(1),
-            self.hidden_size.max(1),
-            &self.format,
-        );
-        // The unit's four adjacent rows give everything c'_j and h'_j need.
-        if N::FUSES_ROWS {
-            let (Ok(bias), Ok(s_x), Ok(s_h)) = (bias.try_into(), s_x.try_into(), s_h.try_into())
-            else {
-                return None;
-            };
-            let (rows_x, rows_h) = (gate_rows(w_x, i), gate_rows(w_h, h));
-            Some(N::preact_rows::<GATES>(
-                bias, rows_x, s_x, x, rows_h, s_h, h_prev, fmt,
-            ))
-        } else {
-            let mut gates = w_x
-                .chunks_exact(i)
-                .zip(w_h.chunks_exact(h))
-                .zip(bias.iter().zip(s_x.iter().zip(s_h)))
-                .map(|((wx, wh), (&b, (&sx, &sh)))| N::preact(b, wx, sx, x, wh, sh, h_prev, fmt));
-            let (Some(pi), Some(pf), Some(pg), Some(po)) =
-                (gates.next(), gates.next(), gates.next(), gates.next())
-            else {
-                return None;
-            };
-            Some([pi, pf, pg, po])
         }
     }
 
@@ -215,10 +192,15 @@ impl<N: Schedule> LstmWeights<'_, N> {
             for ((pre, cell), ((((w_x, w_h), bias), (s_x, s_h)), &c_j)) in
                 pre.iter_mut().zip(&mut cells).zip(units)
             {
-                let Some(unit) = self.unit_preacts(w_x, w_h, bias, s_x, s_h, x, h_prev) else {
+                // The unit's four rows in one `preact_rows`, fused or not (the same sums).
+                let (Ok(bias), Ok(s_x), Ok(s_h)) =
+                    (bias.try_into(), s_x.try_into(), s_h.try_into())
+                else {
                     return;
                 };
-                (*pre, *cell) = (unit, c_j);
+                let (rows_x, rows_h) = (gate_rows(w_x, i), gate_rows(w_h, h));
+                *pre = N::preact_rows::<GATES>(bias, rows_x, s_x, x, rows_h, s_h, h_prev, fmt);
+                *cell = c_j;
             }
             let h_new = N::lstm_update_eight(pre, &mut cells, fmt);
             // Only the block's real units: `h_out` and `c_out` are shorter in a last block.
