@@ -334,7 +334,7 @@ impl<N: Schedule, const I: usize, const H: usize> Gru<N, I, H> {
         let (h_out, h_old) = (h_next.as_chunks_mut::<8>().0, h_prev.as_chunks::<8>().0);
         let blocks = bias.iter().zip(bias_hn).zip(h_out.iter_mut().zip(h_old));
         for (b, ((bias, bias_hn), (h_out, h_old))) in blocks.enumerate() {
-            let (w_x, w_h) = (self.lanes.input_block(b), self.lanes.recurrent_block(b));
+            let (w_x, w_h) = self.lanes.block(b);
             let Some(h_new) = N::gru_eight_units(bias, bias_hn, w_x, x, w_h, h_prev, h_old) else {
                 break;
             };

@@ -316,7 +316,7 @@ impl<N: Schedule, const I: usize, const H: usize> Lstm<N, I, H> {
             .iter()
             .zip(h_out.iter_mut().zip(c.as_chunks_mut::<8>().0));
         for (b, (bias, (h_out, c_out))) in blocks.enumerate() {
-            let (w_x, w_h) = (self.lanes.input_block(b), self.lanes.recurrent_block(b));
+            let (w_x, w_h) = self.lanes.block(b);
             let Some(h_new) = N::lstm_eight_units(bias, w_x, x, w_h, h_prev, c_out) else {
                 break;
             };

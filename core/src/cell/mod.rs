@@ -158,24 +158,16 @@ impl<W: Copy, const G: usize, const I: usize, const H: usize> EightUnitLanes<W, 
         lanes
     }
 
-    /// The input weights of units `8b..8b + 8` in the lane layout (`I · G · 8` weights).
-    pub(crate) fn input_block(&self, b: usize) -> &[W] {
-        let n = 8 * G * I;
-        self.w_ih
-            .as_flattened()
-            .as_flattened()
-            .get(b * n..b * n + n)
-            .unwrap_or_default()
-    }
-
-    /// The recurrent weights of units `8b..8b + 8` in the lane layout (`H · G · 8` weights).
-    pub(crate) fn recurrent_block(&self, b: usize) -> &[W] {
-        let n = 8 * G * H;
-        self.w_hh
-            .as_flattened()
-            .as_flattened()
-            .get(b * n..b * n + n)
-            .unwrap_or_default()
+    /// The input and recurrent weights of units `8b..8b + 8` in the lane layout (`I · G · 8`
+    /// and `H · G · 8` weights).
+    pub(crate) fn block(&self, b: usize) -> (&[W], &[W]) {
+        let (w_ih, w_hh) = (self.w_ih.as_flattened(), self.w_hh.as_flattened());
+        let (n_x, n_h) = (8 * G * I, 8 * G * H);
+        let (w_ih, w_hh) = (w_ih.as_flattened(), w_hh.as_flattened());
+        (
+            w_ih.get(b * n_x..b * n_x + n_x).unwrap_or_default(),
+            w_hh.get(b * n_h..b * n_h + n_h).unwrap_or_default(),
+        )
     }
 }
 
@@ -204,13 +196,8 @@ impl<W: Copy, const G: usize, const I: usize, const H: usize> EightUnitLanes<W, 
     }
 
     /// No weights.
-    pub(crate) fn input_block(&self, _: usize) -> &[W] {
-        &[]
-    }
-
-    /// No weights.
-    pub(crate) fn recurrent_block(&self, _: usize) -> &[W] {
-        &[]
+    pub(crate) fn block(&self, _: usize) -> (&[W], &[W]) {
+        (&[], &[])
     }
 }
 

@@ -25,6 +25,23 @@ pub enum Nonlinearity {
     Relu,
 }
 
+impl Nonlinearity {
+    /// Parses `tanh` or `relu`, as model files and command lines name them (any case).
+    pub fn parse(name: &str) -> Option<Nonlinearity> {
+        [Nonlinearity::Tanh, Nonlinearity::Relu]
+            .into_iter()
+            .find(|n| name.eq_ignore_ascii_case(n.name()))
+    }
+
+    /// `tanh` or `relu`: the name [`parse`](Self::parse) reads.
+    pub fn name(self) -> &'static str {
+        match self {
+            Nonlinearity::Tanh => "tanh",
+            Nonlinearity::Relu => "relu",
+        }
+    }
+}
+
 /// RNN weights as slices, for sizes known only at run time (and the kernel behind [`Rnn`]).
 ///
 /// Layout: `w_ih[H][I]`, `w_hh[H][H]`, `bias[H]`, row scales `[H]` each (PyTorch's own layout).
@@ -289,5 +306,21 @@ impl<N: Schedule, const I: usize, const H: usize> Recurrent<N> for Rnn<N, I, H> 
 
     fn reset(&self, state: &mut RnnState<N, H>) {
         *state = RnnState::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Nonlinearity;
+
+    #[test]
+    fn nonlinearity_names_round_trip() {
+        for n in [Nonlinearity::Tanh, Nonlinearity::Relu] {
+            assert_eq!(Nonlinearity::parse(n.name()), Some(n));
+        }
+        assert_eq!(Nonlinearity::parse("ReLU"), Some(Nonlinearity::Relu));
+        assert_eq!(Nonlinearity::parse("TANH"), Some(Nonlinearity::Tanh));
+        assert_eq!(Nonlinearity::parse("sigmoid"), None);
+        assert_eq!(Nonlinearity::parse(""), None);
     }
 }
