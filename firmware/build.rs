@@ -3,7 +3,8 @@
 
 use std::{env, fs, path::PathBuf};
 
-/// Target triple → memory map file in `memory/` (machines: see `QEMU.md`).
+/// Target triple → memory map file in `memory/` (the machines are the runners of
+/// `.cargo/config.toml`).
 const MEMORY_MAPS: &[(&str, &str)] = &[
     ("thumbv6m-none-eabi", "microbit-m0.x"),
     ("thumbv7m-none-eabi", "lm3s6965evb-m3.x"),

@@ -3,7 +3,7 @@
 use crate::activation::float::FloatActivation;
 use crate::error::{check_len, ShapeError};
 use crate::numeric::float::Float;
-use crate::numeric::Numeric;
+use crate::numeric::{Numeric, Schedule};
 
 /// Head weights as slices: `weight[O][I]` (PyTorch layout), `bias[O]`, row scales `[O]`.
 ///
@@ -58,30 +58,26 @@ impl<'a, N: Numeric> DenseWeights<'a, N> {
     pub fn format(&self) -> &N::Format {
         &self.format
     }
+}
 
+impl<N: Schedule> DenseWeights<'_, N> {
     /// `out = W x + b`.
     pub fn forward(&self, x: &[N::Act], out: &mut [N::Pre]) {
-        // The host only, as for the cells' blocks of units: the first outputs four at a time.
-        #[cfg(not(target_os = "none"))]
-        let done = if N::UNITS_PER_UPDATE > 1 {
-            self.forward_four_rows_at_a_time(x, out)
-        } else {
-            0
-        };
+        // As the cells' blocks of units (`f32` on the host): four outputs at a time.
+        if crate::cell::in_blocks_of_eight::<N>(|| self.forward_in_blocks_of_four(x, out)) {
+            return;
+        }
         let rows = self.weight.chunks_exact(self.input_size.max(1));
         let rows = rows.zip(self.bias.iter().zip(self.scale)).zip(out);
-        #[cfg(not(target_os = "none"))]
-        let rows = rows.skip(done);
         for ((w, (&b, &s)), y) in rows {
             *y = N::preact(b, w, s, x, &[], s, &[], &self.format);
         }
     }
 
-    /// Where the cells update several units at once (`f32` on the host): the outputs four at a
-    /// time through [`Numeric::preact_rows`] (the sums of `preact`, sharing the loads of `x`).
-    /// Returns how many outputs it wrote.
-    #[cfg(not(target_os = "none"))]
-    fn forward_four_rows_at_a_time(&self, x: &[N::Act], out: &mut [N::Pre]) -> usize {
+    /// [`forward`](Self::forward) where the cells update eight units at a time (`f32` on the
+    /// host): the outputs four at a time through [`Schedule::preact_rows`] (the sums of
+    /// `preact`, sharing the loads of `x`), the last `O mod 4` one at a time. Returns `true`.
+    fn forward_in_blocks_of_four(&self, x: &[N::Act], out: &mut [N::Pre]) -> bool {
         const ROWS: usize = 4;
         let i = self.input_size.max(1);
         let blocks = self
@@ -104,7 +100,12 @@ impl<'a, N: Numeric> DenseWeights<'a, N> {
             *y = N::preact_rows::<ROWS>(b, w, s, x, no_rows, &no_scales, &[], &self.format);
             done += ROWS;
         }
-        done
+        let rows = self.weight.chunks_exact(i);
+        let rows = rows.zip(self.bias.iter().zip(self.scale)).zip(out);
+        for ((w, (&b, &s)), y) in rows.skip(done) {
+            *y = N::preact(b, w, s, x, &[], s, &[], &self.format);
+        }
+        true
     }
 }
 
@@ -152,7 +153,10 @@ impl<N: Numeric, const I: usize, const O: usize> Dense<N, I, O> {
     }
 
     /// `W x + b`.
-    pub fn forward(&self, x: &[N::Act]) -> [N::Pre; O] {
+    pub fn forward(&self, x: &[N::Act]) -> [N::Pre; O]
+    where
+        N: Schedule,
+    {
         let mut out = [N::Pre::default(); O];
         self.weights().forward(x, &mut out);
         out

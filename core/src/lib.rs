@@ -26,9 +26,19 @@
 //! }
 //! assert!(logits[0] > logits[1]);
 //! ```
+//!
+//! # Features
+//!
+//! * `asm`: hand-scheduled kernels for Cortex-M cores (`kernel/arm_dsp.rs` with the DSP
+//!   extension, `arm_fpu.rs` with an FPU, `armv6m.rs` for Cortex-M0/M0+, `armv7m.rs` for
+//!   Cortex-M3), with the bits of the portable kernels, fewer instructions and less stack. No
+//!   effect on other targets. **The DSP kernels (Cortex-M4/M7/M33) load words from
+//!   halfword-aligned addresses, which needs `CCR.UNALIGN_TRP = 0`** (the reset value):
+//!   firmware that traps unaligned accesses must not enable `asm`.
+//! * `defmt`: `defmt::Format` for the public types.
 #![cfg_attr(not(test), no_std)]
-// `unsafe` is confined to the optional Arm kernels (`kernel/{arm,thumb1,thumb2}.rs`, feature
-// `asm`).
+// `unsafe` is confined to the optional Arm kernels (`kernel/{arm_dsp,arm_fpu,armv6m,armv7m}.rs`,
+// feature `asm`).
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -40,6 +50,7 @@ pub mod kernel;
 pub mod model;
 pub mod numeric;
 pub mod pipeline;
+pub mod recurrent;
 #[cfg(feature = "embedded-hal")]
 pub mod sensor;
 
@@ -49,15 +60,16 @@ pub use cell::rnn::{Rnn, RnnState, RnnWeights};
 pub use cell::{LayerWeights, Nonlinearity};
 pub use dense::{Dense, DenseWeights};
 pub use error::ShapeError;
-pub use model::{argmax, Model, ModelState, Recurrent, Stack, StackState};
+pub use model::{argmax, Model, ModelState};
 pub use numeric::fixed_point::{QFormat, Q15, W8A16};
 pub use numeric::float::{F32Fast, F32};
-pub use numeric::Numeric;
+pub use numeric::{Elementwise, Numeric, Schedule};
 pub use pipeline::decision::{Decider, Decision, DecisionConfig, Smoothing};
 pub use pipeline::scale::{ChannelMap, FixedScale, FloatScale, InputScaling};
 pub use pipeline::source::SampleSource;
 pub use pipeline::window::{StatePolicy, Window};
 pub use pipeline::{Pipeline, StreamModel};
+pub use recurrent::{Recurrent, Stack, StackState};
 
 /// The README's examples, compiled and run as doctests.
 #[doc = include_str!("../../README.md")]

@@ -1,96 +1,10 @@
-//! Composition: the [`Recurrent`] trait, stacking ([`Stack`]) and a recurrent body with a dense
-//! head ([`Model`]).
+//! A recurrent body with a dense head ([`Model`]), and [`argmax`] of its outputs.
 
 use crate::dense::Dense;
-use crate::numeric::Numeric;
+use crate::numeric::{Numeric, Schedule};
+use crate::recurrent::Recurrent;
 
-/// A recurrent layer or stack of layers that consumes one sample per [`step`](Self::step).
-pub trait Recurrent<N: Numeric> {
-    /// Caller-owned state; `Default` is the zero state PyTorch starts from.
-    type State: Default;
-    /// Input features per step.
-    const INPUT: usize;
-    /// Output features per step (the last layer's hidden size).
-    const OUTPUT: usize;
-
-    /// Consumes one sample `x` (`INPUT` values), updates `state`, returns the new output.
-    ///
-    /// Never allocates, never panics; memory is `state` plus a bounded stack frame.
-    fn step<'s>(&self, state: &'s mut Self::State, x: &[N::Act]) -> &'s [N::Act];
-
-    /// Returns `state` to the zero state.
-    fn reset(&self, state: &mut Self::State) {
-        *state = Self::State::default();
-    }
-
-    /// A fresh zero state.
-    fn new_state(&self) -> Self::State {
-        Self::State::default()
-    }
-
-    /// Many-to-many: steps through `samples`, handing every step's output to `each`.
-    fn run<'x>(
-        &self,
-        state: &mut Self::State,
-        samples: impl IntoIterator<Item = &'x [N::Act]>,
-        mut each: impl FnMut(&[N::Act]),
-    ) where
-        N::Act: 'x,
-    {
-        for x in samples {
-            each(self.step(state, x));
-        }
-    }
-}
-
-/// Two recurrent stages in sequence: the output of `first` is the input of `rest`.
-///
-/// Nest it for deeper stacks: `Stack::new(a, Stack::new(b, c))`. Sizes may differ per layer;
-/// `Stack::new` refuses at compile time to join mismatched sizes.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Stack<A, B> {
-    first: A,
-    rest: B,
-}
-
-impl<A, B> Stack<A, B> {
-    /// Joins two stages. Fails to compile unless `first`'s output size is `rest`'s input size.
-    pub const fn new<N: Numeric>(first: A, rest: B) -> Self
-    where
-        A: Recurrent<N>,
-        B: Recurrent<N>,
-    {
-        const {
-            assert!(
-                A::OUTPUT == B::INPUT,
-                "stacked layers: output size must equal the next input size"
-            )
-        };
-        Stack { first, rest }
-    }
-}
-
-/// State of a [`Stack`].
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct StackState<SA, SB> {
-    /// State of the first stage.
-    pub first: SA,
-    /// State of the remaining stages.
-    pub rest: SB,
-}
-
-impl<N: Numeric, A: Recurrent<N>, B: Recurrent<N>> Recurrent<N> for Stack<A, B> {
-    type State = StackState<A::State, B::State>;
-    const INPUT: usize = A::INPUT;
-    const OUTPUT: usize = B::OUTPUT;
-
-    fn step<'s>(&self, state: &'s mut Self::State, x: &[N::Act]) -> &'s [N::Act] {
-        let y = self.first.step(&mut state.first, x);
-        self.rest.step(&mut state.rest, y)
-    }
-}
-
-/// A recurrent body `R` (one layer or a [`Stack`]) followed by a dense head with `O` outputs.
+/// A recurrent body `R` (one layer or a [`Stack`](crate::Stack)) followed by a dense head with `O` outputs.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Model<N: Numeric, R, const H: usize, const O: usize> {
     body: R,
@@ -100,7 +14,7 @@ pub struct Model<N: Numeric, R, const H: usize, const O: usize> {
 /// State of a [`Model`]: the body's state.
 pub type ModelState<N, R> = <R as Recurrent<N>>::State;
 
-impl<N: Numeric, R: Recurrent<N>, const H: usize, const O: usize> Model<N, R, H, O> {
+impl<N: Schedule, R: Recurrent<N>, const H: usize, const O: usize> Model<N, R, H, O> {
     /// Joins a body and a head. Fails to compile unless the body's output size is `H`.
     pub const fn new(body: R, head: Dense<N, H, O>) -> Self {
         const {
@@ -155,13 +69,41 @@ impl<N: Numeric, R: Recurrent<N>, const H: usize, const O: usize> Model<N, R, H,
     }
 }
 
-/// Index of the largest value (the first one on ties); `None` for an empty slice.
-pub fn argmax<T: PartialOrd>(values: &[T]) -> Option<usize> {
-    let mut best: Option<(usize, &T)> = None;
-    for (i, v) in values.iter().enumerate() {
-        if best.is_none_or(|(_, b)| v > b) {
+/// Index of the largest value, the first one on ties: the class a classifier predicts from its
+/// head's outputs, for `f32`, `i16`, `i32` or any other ordered values.
+///
+/// NaN never wins: a value that is not equal to itself is skipped. `None` when `values` is
+/// empty or holds nothing but NaN.
+pub fn argmax<T: PartialOrd>(values: impl IntoIterator<Item = T>) -> Option<usize> {
+    let mut best: Option<(usize, T)> = None;
+    for (i, v) in values.into_iter().enumerate() {
+        // Once a number leads, `v > b` is false for a NaN `v`; before that, NaN is the one value
+        // not equal to itself.
+        #[allow(clippy::eq_op)]
+        let leads = match &best {
+            Some((_, b)) => v > *b,
+            None => v == v,
+        };
+        if leads {
             best = Some((i, v));
         }
     }
     best.map(|(i, _)| i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::argmax;
+
+    #[test]
+    fn argmax_takes_the_first_maximum_and_never_a_nan() {
+        assert_eq!(argmax([0.1f32, 0.7, 0.7, -1.0]), Some(1));
+        assert_eq!(argmax(&[f32::NAN, -3.0, -4.0][..]), Some(1));
+        assert_eq!(argmax([-3.0, f32::NAN, 5.0, f32::NAN]), Some(2));
+        assert_eq!(argmax([f32::NAN, f32::NAN]), None);
+        assert_eq!(argmax::<f32>([]), None);
+        assert_eq!(argmax([f32::NEG_INFINITY, f32::NEG_INFINITY]), Some(0));
+        assert_eq!(argmax(&[-7i16, i16::MAX, i16::MAX][..]), Some(1));
+        assert_eq!(argmax([i32::MIN, -1, i32::MIN]), Some(1));
+    }
 }

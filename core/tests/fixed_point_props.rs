@@ -28,7 +28,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use tinyrnn::kernel::{dot_i16, dot_i8};
 use tinyrnn::numeric::fixed_point::{round_shift, sat_i16, sat_i32};
-use tinyrnn::{Numeric, QFormat, Q15, W8A16};
+use tinyrnn::{Elementwise, Numeric, QFormat, Q15, W8A16};
 
 const CASES: u32 = 256;
 
@@ -428,7 +428,7 @@ fn real(v: i32, frac: i8) -> f64 {
 #[test]
 fn sigmoid_q15_within_bound_and_range() {
     check("Q15 sigmoid", "(abs)", activation_inputs(), |(frac, v)| {
-        let s = <Q15 as Numeric>::sigmoid(v, &fmt_pre(frac, 15));
+        let s = <Q15 as Elementwise>::sigmoid(v, &fmt_pre(frac, 15));
         prop_assert!((0..=32767).contains(&s));
         let err = (s as f64 / 32768.0 - sigmoid64(real(v, frac))).abs();
         prop_assert!(
@@ -446,10 +446,10 @@ fn sigmoid_q15_within_bound_and_range() {
 fn tanh_q15_within_bound_range_and_odd() {
     check("Q15 tanh", "(abs)", activation_inputs(), |(frac, v)| {
         let f = fmt_pre(frac, 15);
-        let t = <Q15 as Numeric>::tanh(v, &f);
+        let t = <Q15 as Elementwise>::tanh(v, &f);
         prop_assert!((-32767..=32767).contains(&t));
         if v != i32::MIN {
-            prop_assert_eq!(<Q15 as Numeric>::tanh(-v, &f), -t);
+            prop_assert_eq!(<Q15 as Elementwise>::tanh(-v, &f), -t);
         }
         let err = (t as f64 / 32768.0 - real(v, frac).tanh()).abs();
         prop_assert!(
@@ -471,7 +471,7 @@ fn tanh_into_narrower_hidden_format() {
         "(abs, minus ½ LSB of h_frac)",
         (activation_inputs(), 0i8..15),
         |((frac, v), h_frac)| {
-            let t = <Q15 as Numeric>::tanh(v, &fmt_pre(frac, h_frac));
+            let t = <Q15 as Elementwise>::tanh(v, &fmt_pre(frac, h_frac));
             let half_lsb = 2f64.powi(-(h_frac as i32) - 1);
             let err = (real(t as i32, h_frac) - real(v, frac).tanh()).abs();
             prop_assert!(err <= TANH_BOUND + half_lsb, "error {:e}", err);
@@ -498,8 +498,10 @@ fn activations_are_monotone() {
         |(frac, a, delta)| {
             let b = a.saturating_add(delta.unsigned_abs().min(i32::MAX as u32) as i32);
             let f = fmt_pre(frac, 15);
-            prop_assert!(<Q15 as Numeric>::sigmoid(a, &f) <= <Q15 as Numeric>::sigmoid(b, &f));
-            prop_assert!(<Q15 as Numeric>::tanh(a, &f) <= <Q15 as Numeric>::tanh(b, &f));
+            prop_assert!(
+                <Q15 as Elementwise>::sigmoid(a, &f) <= <Q15 as Elementwise>::sigmoid(b, &f)
+            );
+            prop_assert!(<Q15 as Elementwise>::tanh(a, &f) <= <Q15 as Elementwise>::tanh(b, &f));
             Ok(0.0)
         },
     );
@@ -512,7 +514,7 @@ fn relu_within_half_lsb() {
         "LSB of h_frac",
         (i32s(), 0i8..=24, 0i8..=15),
         |(v, pre_frac, h_frac)| {
-            let r = <Q15 as Numeric>::relu(v, &fmt_pre(pre_frac, h_frac));
+            let r = <Q15 as Elementwise>::relu(v, &fmt_pre(pre_frac, h_frac));
             prop_assert!(r >= 0);
             // Exact on the grid 2^-(24 + 15).
             let k = 39;
@@ -548,7 +550,7 @@ fn lstm_cell_within_one_lsb_or_saturated() {
                 c_frac,
                 ..fmt_pre(16, 15)
             };
-            let got = <Q15 as Numeric>::lstm_cell(forget, c, input, cand, &f);
+            let got = <Q15 as Elementwise>::lstm_cell(forget, c, input, cand, &f);
             // Exact on the grid 2^-30: f·c has 15 + c_frac fractional bits, i·g has 30.
             let exact =
                 ((forget as i128 * c as i128) << (15 - c_frac)) + input as i128 * cand as i128;
@@ -584,7 +586,7 @@ fn lstm_hidden_within_tanh_bound_plus_half_lsb() {
                 c_frac,
                 ..fmt_pre(16, 15)
             };
-            let got = <Q15 as Numeric>::lstm_hidden(output, c, &f);
+            let got = <Q15 as Elementwise>::lstm_hidden(output, c, &f);
             let exact = (output as f64 / 32768.0) * real(c as i32, c_frac).tanh();
             // o = -1 and tanh = -1 give exactly 1, which Q15 can't hold: clamp.
             let exact = exact.clamp(-1.0, 32767.0 / 32768.0);
@@ -602,7 +604,7 @@ fn gru_candidate_within_half_lsb_or_saturated() {
         "LSB of pre_frac",
         (i32s(), i16s(), i32s()),
         |(x_part, reset, h_part)| {
-            let got = <Q15 as Numeric>::gru_candidate(x_part, reset, h_part, &fmt_pre(16, 15));
+            let got = <Q15 as Elementwise>::gru_candidate(x_part, reset, h_part, &fmt_pre(16, 15));
             // Exact on the grid 2^-(pre + 15).
             let exact = ((x_part as i128) << 15) + reset as i128 * h_part as i128;
             let lsb = 1i128 << 15;
@@ -632,7 +634,7 @@ fn gru_hidden_within_half_lsb_or_saturated() {
         "LSB of Q15",
         (i16s(), i16s(), i16s()),
         |(update, cand, h_prev)| {
-            let got = <Q15 as Numeric>::gru_hidden(update, cand, h_prev, &fmt_pre(16, 15));
+            let got = <Q15 as Elementwise>::gru_hidden(update, cand, h_prev, &fmt_pre(16, 15));
             // (1 - z)·n + z·h on the grid 2^-30.
             let z = update as i128;
             let exact = ((1i128 << 15) - z) * cand as i128 + z * h_prev as i128;

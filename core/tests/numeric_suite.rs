@@ -11,7 +11,7 @@
 use tinyrnn::activation::float::FloatActivation;
 use tinyrnn::numeric::float::Float;
 use tinyrnn::{
-    F32Fast, GruWeights, LstmWeights, Nonlinearity, Numeric, QFormat, RnnWeights, F32, Q15, W8A16,
+    F32Fast, GruWeights, LstmWeights, Nonlinearity, QFormat, RnnWeights, Schedule, F32, Q15, W8A16,
 };
 
 const STEPS: usize = 50;
@@ -23,7 +23,7 @@ const LAYERS_PER_KIND: u64 = 16;
 
 /// How a test turns real weights and inputs into a numeric type's values, and reads hidden
 /// states back.
-trait Quantise: Numeric {
+trait Quantise: Schedule {
     fn format() -> Self::Format;
     fn row_scale() -> Self::RowScale;
     fn weights(w: &[f64]) -> Vec<Self::Weight>;

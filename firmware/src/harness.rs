@@ -78,6 +78,12 @@ impl Word for i32 {
     }
 }
 
+/// [`Case::argmax`] of output words holding values of type `T`; one copy per type, not per case.
+#[inline(never)]
+pub fn argmax_of_words<T: Word + PartialOrd>(out: &[u32]) -> usize {
+    tinyrnn::argmax(out.iter().map(|&w| T::from_word(w))).unwrap_or(0)
+}
+
 /// Most inputs or outputs per step a case may have (sizes the harness's word buffers).
 pub const MAX_WORDS: usize = 64;
 
@@ -114,8 +120,9 @@ pub trait Case: Sync {
     /// One step on golden input 0 through the model's own `step` (no copy of its outputs):
     /// the call whose stack high-water is measured.
     fn step_probe(&self);
-    /// Index of the largest of the output words `out` (the first one on ties): the class a
-    /// classifier predicts from its head's outputs.
+    /// The class a classifier predicts from its head's outputs `out` (as words):
+    /// [`tinyrnn::argmax`] of their values, whose NaN never wins; 0 when none is a number, as
+    /// the host's evaluation counts it.
     fn argmax(&self, out: &[u32]) -> usize;
 }
 
@@ -233,15 +240,7 @@ macro_rules! model_case {
                 <$m::Out as $crate::harness::Word>::matches(got, expected)
             }
             fn argmax(&self, out: &[u32]) -> usize {
-                let mut best = 0;
-                for (k, &w) in out.iter().enumerate().skip(1) {
-                    let v = <$m::Out as $crate::harness::Word>::from_word(w);
-                    let b = <$m::Out as $crate::harness::Word>::from_word(out[best]);
-                    if v > b {
-                        best = k;
-                    }
-                }
-                best
+                $crate::harness::argmax_of_words::<$m::Out>(out)
             }
             #[inline(never)]
             fn step_probe(&self) {

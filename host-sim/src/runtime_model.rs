@@ -6,12 +6,14 @@
 //! functions. There is no second implementation of the cell maths on the host.
 
 use anyhow::{anyhow, bail, Result};
-use tinyrnn::{DenseWeights, GruWeights, LayerWeights, LstmWeights, Numeric, RnnWeights, F32};
+use tinyrnn::{
+    DenseWeights, GruWeights, LayerWeights, LstmWeights, Numeric, RnnWeights, Schedule, F32,
+};
 
 use crate::model_file::{CellKind, FloatModel, Nonlinearity};
 
 /// Conversions between real values and a numeric type's representation, for the host only.
-pub trait HostNumeric: Numeric {
+pub trait HostNumeric: Schedule {
     /// Encodes one input value (with `frac` fractional bits for fixed point).
     fn encode_act(x: f32, frac: i8) -> Self::Act;
     /// Decodes an activation / hidden-state value.

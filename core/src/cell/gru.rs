@@ -13,14 +13,12 @@
 //! (`w_ih[j][gate][input]`, see [`lstm`](super::lstm) for why). The r and z biases are folded
 //! (`b_i* + b_h*`); `b_in` and `b_hn` stay separate because `r` multiplies only `W_hn h + b_hn`.
 
-use super::DoubleBuffer;
-#[cfg(not(target_os = "none"))]
-use super::EightUnitLanes;
+use super::{gate_rows, in_blocks_of_eight, DoubleBuffer, EightUnitLanes};
 use crate::activation::float::FloatActivation;
 use crate::error::{check_len, ShapeError};
-use crate::model::Recurrent;
 use crate::numeric::float::Float;
-use crate::numeric::Numeric;
+use crate::numeric::{Numeric, Schedule};
+use crate::recurrent::Recurrent;
 
 /// Gates per unit.
 pub const GATES: usize = 3;
@@ -93,14 +91,16 @@ impl<'a, N: Numeric> GruWeights<'a, N> {
     pub fn format(&self) -> &N::Format {
         &self.format
     }
+}
 
+impl<N: Schedule> GruWeights<'_, N> {
     /// One timestep: reads `x` and `h_prev`, writes `h_next` (a distinct buffer).
     pub fn step(&self, x: &[N::Act], h_prev: &[N::Act], h_next: &mut [N::Act]) {
-        // Only the host updates several units at once (`Numeric::UNITS_PER_UPDATE`); firmware
-        // compiles the one-unit loop below alone.
-        #[cfg(not(target_os = "none"))]
-        if N::UNITS_PER_UPDATE > 1 {
-            return self.step_on_host(x, h_prev, h_next, h_prev);
+        if in_blocks_of_eight::<N>(|| {
+            self.step_in_blocks(x, h_prev, h_next, h_prev);
+            true
+        }) {
+            return;
         }
         let (i, h, fmt) = (
             self.input_size.max(1),
@@ -135,8 +135,8 @@ impl<'a, N: Numeric> GruWeights<'a, N> {
             ) else {
                 return;
             };
-            let (r, z, n_x, n_h) = if N::FUSES_ROWS {
-                let [pr, pz, n_x, n_h] = N::gru_preacts(
+            *h_out = if N::FUSES_ROWS {
+                let pre = N::gru_preacts(
                     &[b_r, b_z, b_in, b_hn],
                     [wx_r, wx_z, wx_n],
                     &[sx_r, sx_z, sx_n],
@@ -146,22 +146,22 @@ impl<'a, N: Numeric> GruWeights<'a, N> {
                     h_prev,
                     fmt,
                 );
-                (N::sigmoid(pr, fmt), N::sigmoid(pz, fmt), n_x, n_h)
+                N::gru_update(pre, h_old, fmt)
             } else {
-                (
-                    N::sigmoid(N::preact(b_r, wx_r, sx_r, x, wh_r, sh_r, h_prev, fmt), fmt),
-                    N::sigmoid(N::preact(b_z, wx_z, sx_z, x, wh_z, sh_z, h_prev, fmt), fmt),
+                // Each gate activated as soon as its sum is there: fewer values live across
+                // the next dot products than with all four sums first.
+                let r = N::sigmoid(N::preact(b_r, wx_r, sx_r, x, wh_r, sh_r, h_prev, fmt), fmt);
+                let z = N::sigmoid(N::preact(b_z, wx_z, sx_z, x, wh_z, sh_z, h_prev, fmt), fmt);
+                let n = [
                     N::preact(b_in, wx_n, sx_n, x, &[], sh_n, &[], fmt),
                     N::preact(b_hn, &[], sx_n, &[], wh_n, sh_n, h_prev, fmt),
-                )
+                ];
+                N::gru_output(r, z, n, h_old, fmt)
             };
-            let n = N::tanh(N::gru_candidate(n_x, r, n_h, fmt), fmt);
-            *h_out = N::gru_hidden(z, n, h_old, fmt);
         }
     }
 
     /// The layer's units from `first` on, as a layer of their own (same inputs and `h`).
-    #[cfg(not(target_os = "none"))]
     fn units_from(&self, first: usize) -> Self {
         let (i, h) = (self.input_size.max(1), self.hidden_size.max(1));
         GruWeights {
@@ -175,33 +175,19 @@ impl<'a, N: Numeric> GruWeights<'a, N> {
         }
     }
 
-    /// [`step`](Self::step) on the host, inlined into its caller (where the sizes are
-    /// constants LLVM specialises the loops for them); unit `j` of these weights interpolates
-    /// with `h_old[j]`.
-    #[cfg(not(target_os = "none"))]
+    /// [`step`](Self::step) with eight units per [`Schedule::gru_update_eight`] (the host's
+    /// `f32`); a last block of `hidden_size mod 8` units leaves the spare lanes unused. Unit `j`
+    /// of these weights interpolates with `h_old[j]`. Inlined into its caller: where the sizes
+    /// are constants (a [`Gru`]) LLVM specialises the loops for them.
     #[inline(always)]
-    fn step_on_host(
+    fn step_in_blocks(
         &self,
         x: &[N::Act],
         h_prev: &[N::Act],
         h_next: &mut [N::Act],
         h_old: &[N::Act],
     ) {
-        self.step_in_blocks_of::<8>(x, h_prev, h_next, h_old);
-    }
-
-    /// [`step`](Self::step) with the updates of `UNITS` units at a time in one
-    /// [`Numeric::gru_units`]; a last block of `hidden_size mod UNITS` units leaves the spare
-    /// lanes unused.
-    #[cfg(not(target_os = "none"))]
-    #[inline(always)]
-    fn step_in_blocks_of<const UNITS: usize>(
-        &self,
-        x: &[N::Act],
-        h_prev: &[N::Act],
-        h_next: &mut [N::Act],
-        h_old: &[N::Act],
-    ) {
+        const UNITS: usize = 8;
         let (i, h, fmt) = (
             self.input_size.max(1),
             self.hidden_size.max(1),
@@ -238,13 +224,13 @@ impl<'a, N: Numeric> GruWeights<'a, N> {
                 else {
                     return;
                 };
-                let (rows_x, rows_h) = (super::gate_rows(w_x, i), super::gate_rows(w_h, h));
+                let (rows_x, rows_h) = (gate_rows(w_x, i), gate_rows(w_h, h));
                 let bias = [b_r, b_z, b_in, b_hn];
                 *sums = N::gru_preacts(&bias, rows_x, s_x, x, rows_h, s_h, h_prev, fmt);
                 *old = h_j;
             }
             // Only the block's real units: `h_out` is shorter in a last block.
-            for (h_out, h_new) in h_out.iter_mut().zip(N::gru_units(sums, olds, fmt)) {
+            for (h_out, h_new) in h_out.iter_mut().zip(N::gru_update_eight(sums, &olds, fmt)) {
                 *h_out = h_new;
             }
         }
@@ -255,7 +241,7 @@ impl<'a, N: Numeric> GruWeights<'a, N> {
 ///
 /// On the host the layer also keeps its weights a second time, in blocks of eight units with one
 /// lane per unit, and steps from that copy (the same bits; see `cell::EightUnitLanes`): twice
-/// the memory there, none of it on a microcontroller.
+/// the memory there, none of it on a microcontroller (where that field is empty).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Gru<N: Numeric, const I: usize, const H: usize> {
     w_ih: [[[N::Weight; I]; GATES]; H],
@@ -266,7 +252,6 @@ pub struct Gru<N: Numeric, const I: usize, const H: usize> {
     scale_hh: [[N::RowScale; GATES]; H],
     format: N::Format,
     /// The weights again, eight units per block, for the host's vector path.
-    #[cfg(not(target_os = "none"))]
     lanes: EightUnitLanes<N::Weight, GATES, I, H>,
 }
 
@@ -288,7 +273,6 @@ impl<N: Numeric, const I: usize, const H: usize> Gru<N, I, H> {
             )
         };
         Gru {
-            #[cfg(not(target_os = "none"))]
             lanes: EightUnitLanes::new(&w_ih, &w_hh),
             w_ih,
             w_hh,
@@ -298,40 +282,6 @@ impl<N: Numeric, const I: usize, const H: usize> Gru<N, I, H> {
             scale_hh,
             format,
         }
-    }
-
-    /// One step on the host: blocks of eight units from the lane layout
-    /// ([`Numeric::gru_eight_units`]), the last `H mod 8` units (or all of them, for a type
-    /// without that path) through the general step.
-    #[cfg(not(target_os = "none"))]
-    #[inline(always)]
-    fn step_on_host(&self, x: &[N::Act; I], h_prev: &[N::Act; H], h_next: &mut [N::Act; H]) {
-        let mut done = 0;
-        let blocks = self
-            .bias
-            .chunks_exact(8)
-            .zip(self.bias_hn.chunks_exact(8))
-            .zip(h_next.chunks_exact_mut(8).zip(h_prev.chunks_exact(8)));
-        for (b, ((bias, bias_hn), (h_out, h_old))) in blocks.enumerate() {
-            let (Ok(bias), Ok(bias_hn), Ok(h_out), Ok(h_old)) = (
-                bias.try_into(),
-                bias_hn.try_into(),
-                <&mut [N::Act; 8]>::try_from(h_out),
-                h_old.try_into(),
-            ) else {
-                break;
-            };
-            let (w_x, w_h) = (self.lanes.input_block(b), self.lanes.recurrent_block(b));
-            match N::gru_eight_units(bias, bias_hn, w_x, x, w_h, h_prev, h_old) {
-                Some(h_new) => *h_out = h_new,
-                None => break,
-            }
-            done += 8;
-        }
-        let rest = self.weights().units_from(done);
-        let h_next = h_next.get_mut(done..).unwrap_or_default();
-        let h_old = h_prev.get(done..).unwrap_or_default();
-        rest.step_on_host(x, h_prev, h_next, h_old);
     }
 
     /// The slice view the kernel runs on.
@@ -370,6 +320,34 @@ impl<A: FloatActivation, const I: usize, const H: usize> Gru<Float<A>, I, H> {
     }
 }
 
+impl<N: Schedule, const I: usize, const H: usize> Gru<N, I, H> {
+    /// One step eight units at a time (the host's `f32`): blocks of eight units from the lane
+    /// layout ([`Schedule::gru_eight_units`]), the last `H mod 8` units (or all of them, for a
+    /// type without that path) through the slice step.
+    #[inline(always)]
+    fn step_in_blocks(&self, x: &[N::Act; I], h_prev: &[N::Act; H], h_next: &mut [N::Act; H]) {
+        let mut done = 0;
+        let (bias, bias_hn) = (
+            self.bias.as_chunks::<8>().0,
+            self.bias_hn.as_chunks::<8>().0,
+        );
+        let (h_out, h_old) = (h_next.as_chunks_mut::<8>().0, h_prev.as_chunks::<8>().0);
+        let blocks = bias.iter().zip(bias_hn).zip(h_out.iter_mut().zip(h_old));
+        for (b, ((bias, bias_hn), (h_out, h_old))) in blocks.enumerate() {
+            let (w_x, w_h) = self.lanes.block(b);
+            let Some(h_new) = N::gru_eight_units(bias, bias_hn, w_x, x, w_h, h_prev, h_old) else {
+                break;
+            };
+            *h_out = h_new;
+            done += 8;
+        }
+        let rest = self.weights().units_from(done);
+        let h_next = h_next.get_mut(done..).unwrap_or_default();
+        let h_old = h_prev.get(done..).unwrap_or_default();
+        rest.step_in_blocks(x, h_prev, h_next, h_old);
+    }
+}
+
 /// The state of a [`Gru`]: the hidden state, double-buffered.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GruState<N: Numeric, const H: usize> {
@@ -391,25 +369,25 @@ impl<N: Numeric, const H: usize> GruState<N, H> {
     }
 }
 
-impl<N: Numeric, const I: usize, const H: usize> Recurrent<N> for Gru<N, I, H> {
+impl<N: Schedule, const I: usize, const H: usize> Recurrent<N> for Gru<N, I, H> {
     type State = GruState<N, H>;
     const INPUT: usize = I;
     const OUTPUT: usize = H;
 
     fn step<'s>(&self, state: &'s mut GruState<N, H>, x: &[N::Act]) -> &'s [N::Act] {
-        #[cfg(not(target_os = "none"))]
-        if N::UNITS_PER_UPDATE > 1 {
-            // The host (`f32`): one copy of the step per (I, H), specialised for them (the
-            // weights are made inside the closure so that their sizes stay constants, and the
-            // input is cut to exactly `I`; a shorter one takes the general step).
-            if let Some(x) = x.first_chunk::<I>() {
-                return state
-                    .h
-                    .advance(|prev, next| self.step_on_host(x, prev, next));
-            }
-        }
         let weights = self.weights();
-        state.h.advance(|prev, next| weights.step(x, prev, next))
+        state.h.advance(|prev, next| {
+            // The host (`f32`): one copy of the step per (I, H), specialised for them (the
+            // sizes stay constants, and the input is cut to exactly `I`; a shorter one takes
+            // the general step).
+            let blocks = || {
+                let x = x.first_chunk::<I>();
+                x.map(|x| self.step_in_blocks(x, prev, next)).is_some()
+            };
+            if !in_blocks_of_eight::<N>(blocks) {
+                weights.step(x, prev, next);
+            }
+        })
     }
 
     fn reset(&self, state: &mut GruState<N, H>) {

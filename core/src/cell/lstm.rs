@@ -17,14 +17,12 @@
 //! `c'_j` and `h'_j`. The two biases are folded into one (`b_i* + b_h*`), which is exact
 //! in real arithmetic. The host tool reorders PyTorch tensors at import time.
 
-#[cfg(not(target_os = "none"))]
-use super::EightUnitLanes;
-use super::{gate_rows, DoubleBuffer};
+use super::{gate_rows, in_blocks_of_eight, DoubleBuffer, EightUnitLanes};
 use crate::activation::float::FloatActivation;
 use crate::error::{check_len, ShapeError};
-use crate::model::Recurrent;
 use crate::numeric::float::Float;
-use crate::numeric::Numeric;
+use crate::numeric::{Numeric, Schedule};
+use crate::recurrent::Recurrent;
 
 /// Gates per unit.
 pub const GATES: usize = 4;
@@ -93,18 +91,20 @@ impl<'a, N: Numeric> LstmWeights<'a, N> {
     pub fn format(&self) -> &N::Format {
         &self.format
     }
+}
 
+impl<N: Schedule> LstmWeights<'_, N> {
     /// One timestep: reads `x` and `h_prev`, updates `c` in place and writes `h_next`.
     ///
     /// `h_prev` and `h_next` are distinct buffers of `hidden_size` elements (every unit reads
     /// all of `h_prev`); `c` has `hidden_size` elements. Shorter slices shorten the work instead
     /// of panicking.
     pub fn step(&self, x: &[N::Act], h_prev: &[N::Act], h_next: &mut [N::Act], c: &mut [N::Cell]) {
-        // Only the host updates several units at once (`Numeric::UNITS_PER_UPDATE`); firmware
-        // compiles the one-unit loop below alone.
-        #[cfg(not(target_os = "none"))]
-        if N::UNITS_PER_UPDATE > 1 {
-            return self.step_on_host(x, h_prev, h_next, c);
+        if in_blocks_of_eight::<N>(|| {
+            self.step_in_blocks(x, h_prev, h_next, c);
+            true
+        }) {
+            return;
         }
         let (i, h, fmt) = (
             self.input_size.max(1),
@@ -124,7 +124,7 @@ impl<'a, N: Numeric> LstmWeights<'a, N> {
             .zip(h_next.iter_mut().zip(c.iter_mut()));
         for ((((w_x, w_h), bias), (s_x, s_h)), (h_out, c_j)) in units {
             // The unit's four adjacent rows give everything c'_j and h'_j need.
-            let [pi, pf, pg, po] = if N::FUSES_ROWS {
+            let pre = if N::FUSES_ROWS {
                 let (Ok(bias), Ok(s_x), Ok(s_h)) =
                     (bias.try_into(), s_x.try_into(), s_h.try_into())
                 else {
@@ -147,53 +147,23 @@ impl<'a, N: Numeric> LstmWeights<'a, N> {
                 };
                 [pi, pf, pg, po]
             };
-            let [i_gate, f_gate, g_gate, o_gate] = N::lstm_gates([pi, pf, pg, po], fmt);
-            let c_new = N::lstm_cell(f_gate, *c_j, i_gate, g_gate, fmt);
-            *c_j = c_new;
-            *h_out = N::lstm_hidden(o_gate, c_new, fmt);
+            *h_out = N::lstm_update(pre, c_j, fmt);
         }
     }
 
-    /// The layer's units from `first` on, as a layer of their own (same inputs and `h`).
-    #[cfg(not(target_os = "none"))]
-    fn units_from(&self, first: usize) -> Self {
-        let (i, h) = (self.input_size.max(1), self.hidden_size.max(1));
-        LstmWeights {
-            w_ih: self.w_ih.get(first * GATES * i..).unwrap_or_default(),
-            w_hh: self.w_hh.get(first * GATES * h..).unwrap_or_default(),
-            bias: self.bias.get(first * GATES..).unwrap_or_default(),
-            scale_ih: self.scale_ih.get(first * GATES..).unwrap_or_default(),
-            scale_hh: self.scale_hh.get(first * GATES..).unwrap_or_default(),
-            ..*self
-        }
-    }
-
-    /// [`step`](Self::step) on the host, inlined into its caller: where the sizes are
-    /// constants (an [`Lstm`]) LLVM specialises the loops for them.
-    #[cfg(not(target_os = "none"))]
+    /// [`step`](Self::step) with eight units per [`Schedule::lstm_update_eight`] (the host's
+    /// `f32`); a last block of `hidden_size mod 8` units leaves the spare lanes unused. Inlined
+    /// into its caller: where the sizes are constants (an [`Lstm`]) LLVM specialises the loops
+    /// for them.
     #[inline(always)]
-    fn step_on_host(
+    fn step_in_blocks(
         &self,
         x: &[N::Act],
         h_prev: &[N::Act],
         h_next: &mut [N::Act],
         c: &mut [N::Cell],
     ) {
-        self.step_in_blocks_of::<8>(x, h_prev, h_next, c);
-    }
-
-    /// [`step`](Self::step) with the updates of `UNITS` units at a time in one
-    /// [`Numeric::lstm_units`]; a last block of `hidden_size mod UNITS` units leaves the spare
-    /// lanes unused.
-    #[cfg(not(target_os = "none"))]
-    #[inline(always)]
-    fn step_in_blocks_of<const UNITS: usize>(
-        &self,
-        x: &[N::Act],
-        h_prev: &[N::Act],
-        h_next: &mut [N::Act],
-        c: &mut [N::Cell],
-    ) {
+        const UNITS: usize = 8;
         let (i, h, fmt) = (
             self.input_size.max(1),
             self.hidden_size.max(1),
@@ -222,12 +192,17 @@ impl<'a, N: Numeric> LstmWeights<'a, N> {
             for ((pre, cell), ((((w_x, w_h), bias), (s_x, s_h)), &c_j)) in
                 pre.iter_mut().zip(&mut cells).zip(units)
             {
-                let Some(unit) = self.unit_preacts(w_x, w_h, bias, s_x, s_h, x, h_prev) else {
+                // The unit's four rows in one `preact_rows`, fused or not (the same sums).
+                let (Ok(bias), Ok(s_x), Ok(s_h)) =
+                    (bias.try_into(), s_x.try_into(), s_h.try_into())
+                else {
                     return;
                 };
-                (*pre, *cell) = (unit, c_j);
+                let (rows_x, rows_h) = (gate_rows(w_x, i), gate_rows(w_h, h));
+                *pre = N::preact_rows::<GATES>(bias, rows_x, s_x, x, rows_h, s_h, h_prev, fmt);
+                *cell = c_j;
             }
-            let h_new = N::lstm_units(pre, &mut cells, fmt);
+            let h_new = N::lstm_update_eight(pre, &mut cells, fmt);
             // Only the block's real units: `h_out` and `c_out` are shorter in a last block.
             for ((h_out, c_out), (h_new, c_new)) in h_out
                 .iter_mut()
@@ -239,48 +214,16 @@ impl<'a, N: Numeric> LstmWeights<'a, N> {
         }
     }
 
-    /// The pre-activations `[i, f, g, o]` of the unit whose rows are `w_x` and `w_h` (`None`
-    /// only for slices shorter than the layout, which `new` rules out).
-    #[cfg(not(target_os = "none"))]
-    #[allow(clippy::too_many_arguments)]
-    #[inline(always)]
-    fn unit_preacts(
-        &self,
-        w_x: &[N::Weight],
-        w_h: &[N::Weight],
-        bias: &[N::Bias],
-        s_x: &[N::RowScale],
-        s_h: &[N::RowScale],
-        x: &[N::Act],
-        h_prev: &[N::Act],
-    ) -> Option<[N::Pre; GATES]> {
-        let (i, h, fmt) = (
-            self.input_size.max(1),
-            self.hidden_size.max(1),
-            &self.format,
-        );
-        // The unit's four adjacent rows give everything c'_j and h'_j need.
-        if N::FUSES_ROWS {
-            let (Ok(bias), Ok(s_x), Ok(s_h)) = (bias.try_into(), s_x.try_into(), s_h.try_into())
-            else {
-                return None;
-            };
-            let (rows_x, rows_h) = (gate_rows(w_x, i), gate_rows(w_h, h));
-            Some(N::preact_rows::<GATES>(
-                bias, rows_x, s_x, x, rows_h, s_h, h_prev, fmt,
-            ))
-        } else {
-            let mut gates = w_x
-                .chunks_exact(i)
-                .zip(w_h.chunks_exact(h))
-                .zip(bias.iter().zip(s_x.iter().zip(s_h)))
-                .map(|((wx, wh), (&b, (&sx, &sh)))| N::preact(b, wx, sx, x, wh, sh, h_prev, fmt));
-            let (Some(pi), Some(pf), Some(pg), Some(po)) =
-                (gates.next(), gates.next(), gates.next(), gates.next())
-            else {
-                return None;
-            };
-            Some([pi, pf, pg, po])
+    /// The layer's units from `first` on, as a layer of their own (same inputs and `h`).
+    fn units_from(&self, first: usize) -> Self {
+        let (i, h) = (self.input_size.max(1), self.hidden_size.max(1));
+        LstmWeights {
+            w_ih: self.w_ih.get(first * GATES * i..).unwrap_or_default(),
+            w_hh: self.w_hh.get(first * GATES * h..).unwrap_or_default(),
+            bias: self.bias.get(first * GATES..).unwrap_or_default(),
+            scale_ih: self.scale_ih.get(first * GATES..).unwrap_or_default(),
+            scale_hh: self.scale_hh.get(first * GATES..).unwrap_or_default(),
+            ..*self
         }
     }
 }
@@ -289,7 +232,7 @@ impl<'a, N: Numeric> LstmWeights<'a, N> {
 ///
 /// On the host the layer also keeps its weights a second time, in blocks of eight units with one
 /// lane per unit, and steps from that copy (the same bits; see `cell::EightUnitLanes`): twice
-/// the memory there, none of it on a microcontroller.
+/// the memory there, none of it on a microcontroller (where that field is empty).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Lstm<N: Numeric, const I: usize, const H: usize> {
     w_ih: [[[N::Weight; I]; GATES]; H],
@@ -299,7 +242,6 @@ pub struct Lstm<N: Numeric, const I: usize, const H: usize> {
     scale_hh: [[N::RowScale; GATES]; H],
     format: N::Format,
     /// The weights again, eight units per block, for the host's vector path.
-    #[cfg(not(target_os = "none"))]
     lanes: EightUnitLanes<N::Weight, GATES, I, H>,
 }
 
@@ -320,7 +262,6 @@ impl<N: Numeric, const I: usize, const H: usize> Lstm<N, I, H> {
             )
         };
         Lstm {
-            #[cfg(not(target_os = "none"))]
             lanes: EightUnitLanes::new(&w_ih, &w_hh),
             w_ih,
             w_hh,
@@ -329,43 +270,6 @@ impl<N: Numeric, const I: usize, const H: usize> Lstm<N, I, H> {
             scale_hh,
             format,
         }
-    }
-
-    /// One step on the host: blocks of eight units from the lane layout
-    /// ([`Numeric::lstm_eight_units`]), the last `H mod 8` units (or all of them, for a type
-    /// without that path) through the general step.
-    #[cfg(not(target_os = "none"))]
-    #[inline(always)]
-    fn step_on_host(
-        &self,
-        x: &[N::Act; I],
-        h_prev: &[N::Act; H],
-        h_next: &mut [N::Act; H],
-        c: &mut [N::Cell; H],
-    ) {
-        let mut done = 0;
-        let blocks = self
-            .bias
-            .chunks_exact(8)
-            .zip(h_next.chunks_exact_mut(8).zip(c.chunks_exact_mut(8)));
-        for (b, (bias, (h_out, c_out))) in blocks.enumerate() {
-            let (Ok(bias), Ok(h_out), Ok(c_out)) = (
-                bias.try_into(),
-                <&mut [N::Act; 8]>::try_from(h_out),
-                c_out.try_into(),
-            ) else {
-                break;
-            };
-            let (w_x, w_h) = (self.lanes.input_block(b), self.lanes.recurrent_block(b));
-            match N::lstm_eight_units(bias, w_x, x, w_h, h_prev, c_out) {
-                Some(h_new) => *h_out = h_new,
-                None => break,
-            }
-            done += 8;
-        }
-        let rest = self.weights().units_from(done);
-        let (h_next, c) = (h_next.get_mut(done..), c.get_mut(done..));
-        rest.step_on_host(x, h_prev, h_next.unwrap_or_default(), c.unwrap_or_default());
     }
 
     /// The slice view the kernel runs on.
@@ -391,6 +295,37 @@ impl<A: FloatActivation, const I: usize, const H: usize> Lstm<Float<A>, I, H> {
         bias: [[f32; GATES]; H],
     ) -> Self {
         Self::from_parts(w_ih, w_hh, bias, [[(); GATES]; H], [[(); GATES]; H], ())
+    }
+}
+
+impl<N: Schedule, const I: usize, const H: usize> Lstm<N, I, H> {
+    /// One step eight units at a time (the host's `f32`): blocks of eight units from the lane
+    /// layout ([`Schedule::lstm_eight_units`]), the last `H mod 8` units (or all of them, for a
+    /// type without that path) through the slice step.
+    #[inline(always)]
+    fn step_in_blocks(
+        &self,
+        x: &[N::Act; I],
+        h_prev: &[N::Act; H],
+        h_next: &mut [N::Act; H],
+        c: &mut [N::Cell; H],
+    ) {
+        let mut done = 0;
+        let (bias, h_out) = (self.bias.as_chunks::<8>().0, h_next.as_chunks_mut::<8>().0);
+        let blocks = bias
+            .iter()
+            .zip(h_out.iter_mut().zip(c.as_chunks_mut::<8>().0));
+        for (b, (bias, (h_out, c_out))) in blocks.enumerate() {
+            let (w_x, w_h) = self.lanes.block(b);
+            let Some(h_new) = N::lstm_eight_units(bias, w_x, x, w_h, h_prev, c_out) else {
+                break;
+            };
+            *h_out = h_new;
+            done += 8;
+        }
+        let rest = self.weights().units_from(done);
+        let (h_next, c) = (h_next.get_mut(done..), c.get_mut(done..));
+        rest.step_in_blocks(x, h_prev, h_next.unwrap_or_default(), c.unwrap_or_default());
     }
 }
 
@@ -422,26 +357,26 @@ impl<N: Numeric, const H: usize> LstmState<N, H> {
     }
 }
 
-impl<N: Numeric, const I: usize, const H: usize> Recurrent<N> for Lstm<N, I, H> {
+impl<N: Schedule, const I: usize, const H: usize> Recurrent<N> for Lstm<N, I, H> {
     type State = LstmState<N, H>;
     const INPUT: usize = I;
     const OUTPUT: usize = H;
 
     fn step<'s>(&self, state: &'s mut LstmState<N, H>, x: &[N::Act]) -> &'s [N::Act] {
         let c = &mut state.c;
-        #[cfg(not(target_os = "none"))]
-        if N::UNITS_PER_UPDATE > 1 {
-            // The host (`f32`): one copy of the step per (I, H), specialised for them (the
-            // weights are made inside the closure so that their sizes stay constants, and the
-            // input is cut to exactly `I`; a shorter one takes the general step).
-            if let Some(x) = x.first_chunk::<I>() {
-                return state
-                    .h
-                    .advance(|prev, next| self.step_on_host(x, prev, next, c));
-            }
-        }
         let weights = self.weights();
-        state.h.advance(|prev, next| weights.step(x, prev, next, c))
+        state.h.advance(|prev, next| {
+            // The host (`f32`): one copy of the step per (I, H), specialised for them (the
+            // sizes stay constants, and the input is cut to exactly `I`; a shorter one takes
+            // the general step).
+            let blocks = || {
+                let x = x.first_chunk::<I>();
+                x.map(|x| self.step_in_blocks(x, prev, next, c)).is_some()
+            };
+            if !in_blocks_of_eight::<N>(blocks) {
+                weights.step(x, prev, next, c);
+            }
+        })
     }
 
     fn reset(&self, state: &mut LstmState<N, H>) {

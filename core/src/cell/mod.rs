@@ -11,7 +11,7 @@ pub mod rnn;
 
 pub use rnn::Nonlinearity;
 
-use crate::numeric::Numeric;
+use crate::numeric::{Numeric, Schedule};
 
 /// The hidden state of a layer, double-buffered: every unit reads all of the previous `h`, so the
 /// new `h` is written to the other buffer and the two swap roles after each step. This keeps
@@ -56,11 +56,28 @@ impl<A, const H: usize> DoubleBuffer<A, H> {
     }
 }
 
+/// `blocks()` (whether it did the step) where the cells update eight units at a time for `N`
+/// ([`Schedule::BLOCKS_OF_EIGHT`]: `f32` on the host), else `false`.
+///
+/// Without `tinyrnn_host_simd`, `blocks` is never called and so never compiled: firmware's
+/// steps hold their one-unit paths alone (host code in a branch merely never taken still
+/// changes how LLVM inlines them).
+#[inline(always)]
+#[cfg_attr(not(tinyrnn_host_simd), allow(clippy::extra_unused_type_parameters))]
+pub(crate) fn in_blocks_of_eight<N: Schedule>(blocks: impl FnOnce() -> bool) -> bool {
+    #[cfg(tinyrnn_host_simd)]
+    if N::BLOCKS_OF_EIGHT {
+        return blocks();
+    }
+    let _ = blocks;
+    false
+}
+
 /// `r`, hidden from the optimiser where the dot products are plain Rust.
 ///
 /// Given two candidate buffers, LLVM may fold the choice between them into every unrolled load
-/// of `h_prev` (four extra instructions per multiply-accumulate on Cortex-M3 for w8a16 at
-/// H = 64, a third more on Cortex-M0 for an RNN); `black_box` costs a register move instead.
+/// of `h_prev` (extra instructions in every multiply-accumulate on Cortex-M0 and M3);
+/// `black_box` costs a register move instead.
 /// Where the dot products are `asm!` blocks (DSP cores) they take the pointer once, and the
 /// fold is cheaper than the move.
 #[inline(always)]
@@ -82,15 +99,16 @@ pub(crate) fn gate_rows<W, const G: usize>(unit_weights: &[W], len: usize) -> [&
     rows
 }
 
-/// A second copy of a const-generic layer's weights, kept on the host only: the rows of eight
-/// units side by side, one lane per unit, so that a block of eight units streams through 8-lane
-/// vectors with no per-row reduction (`kernel::host::dot_f32_eight_units`).
+/// A second copy of a const-generic layer's weights, kept on the host only (cfg
+/// `tinyrnn_host_simd`; elsewhere this type is empty): the rows of eight units side by side,
+/// one lane per unit, so that a block of eight units streams through 8-lane vectors with no
+/// per-row reduction (`kernel::host::dot_f32_eight_units`).
 ///
 /// For block `b` (units `8b..8b + 8`), the block's storage holds element `(k, gate, lane)` at
 /// `(k · G + gate) · 8 + lane`: unit `8b + lane`'s weight for input `k` of that gate. The last
 /// `H mod 8` units keep their unit-major rows (and take the general path). 32-byte aligned, so
 /// every block of a layer with `H` a multiple of 8 is too.
-#[cfg(not(target_os = "none"))]
+#[cfg(tinyrnn_host_simd)]
 #[derive(Clone, PartialEq)]
 #[repr(C, align(32))]
 pub(crate) struct EightUnitLanes<W, const G: usize, const I: usize, const H: usize> {
@@ -98,7 +116,7 @@ pub(crate) struct EightUnitLanes<W, const G: usize, const I: usize, const H: usi
     w_hh: [[[W; H]; G]; H],
 }
 
-#[cfg(not(target_os = "none"))]
+#[cfg(tinyrnn_host_simd)]
 impl<W: Copy, const G: usize, const I: usize, const H: usize> EightUnitLanes<W, G, I, H> {
     /// The lane layout of unit-major `w_ih[H][G][I]` and `w_hh[H][G][H]`.
     pub(crate) const fn new(w_ih: &[[[W; I]; G]; H], w_hh: &[[[W; H]; G]; H]) -> Self {
@@ -140,34 +158,46 @@ impl<W: Copy, const G: usize, const I: usize, const H: usize> EightUnitLanes<W, 
         lanes
     }
 
-    /// The input weights of units `8b..8b + 8` in the lane layout (`I · G · 8` weights).
-    pub(crate) fn input_block(&self, b: usize) -> &[W] {
-        let n = 8 * G * I;
-        self.w_ih
-            .as_flattened()
-            .as_flattened()
-            .get(b * n..b * n + n)
-            .unwrap_or_default()
-    }
-
-    /// The recurrent weights of units `8b..8b + 8` in the lane layout (`H · G · 8` weights).
-    pub(crate) fn recurrent_block(&self, b: usize) -> &[W] {
-        let n = 8 * G * H;
-        self.w_hh
-            .as_flattened()
-            .as_flattened()
-            .get(b * n..b * n + n)
-            .unwrap_or_default()
+    /// The input and recurrent weights of units `8b..8b + 8` in the lane layout (`I · G · 8`
+    /// and `H · G · 8` weights).
+    pub(crate) fn block(&self, b: usize) -> (&[W], &[W]) {
+        let (w_ih, w_hh) = (self.w_ih.as_flattened(), self.w_hh.as_flattened());
+        let (n_x, n_h) = (8 * G * I, 8 * G * H);
+        let (w_ih, w_hh) = (w_ih.as_flattened(), w_hh.as_flattened());
+        (
+            w_ih.get(b * n_x..b * n_x + n_x).unwrap_or_default(),
+            w_hh.get(b * n_h..b * n_h + n_h).unwrap_or_default(),
+        )
     }
 }
 
 /// Not printed: it repeats the layer's weights.
-#[cfg(not(target_os = "none"))]
+#[cfg(tinyrnn_host_simd)]
 impl<W, const G: usize, const I: usize, const H: usize> core::fmt::Debug
     for EightUnitLanes<W, G, I, H>
 {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str("EightUnitLanes { .. }")
+    }
+}
+
+/// No second copy where the cells never step eight units at a time.
+#[cfg(not(tinyrnn_host_simd))]
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct EightUnitLanes<W, const G: usize, const I: usize, const H: usize>(
+    core::marker::PhantomData<W>,
+);
+
+#[cfg(not(tinyrnn_host_simd))]
+impl<W: Copy, const G: usize, const I: usize, const H: usize> EightUnitLanes<W, G, I, H> {
+    /// Nothing to copy.
+    pub(crate) const fn new(_: &[[[W; I]; G]; H], _: &[[[W; H]; G]; H]) -> Self {
+        EightUnitLanes(core::marker::PhantomData)
+    }
+
+    /// No weights.
+    pub(crate) fn block(&self, _: usize) -> (&[W], &[W]) {
+        (&[], &[])
     }
 }
 
@@ -210,7 +240,10 @@ impl<N: Numeric> LayerWeights<'_, N> {
     }
 
     /// One timestep; `c` is ignored except by LSTM layers.
-    pub fn step(&self, x: &[N::Act], h_prev: &[N::Act], h_next: &mut [N::Act], c: &mut [N::Cell]) {
+    pub fn step(&self, x: &[N::Act], h_prev: &[N::Act], h_next: &mut [N::Act], c: &mut [N::Cell])
+    where
+        N: Schedule,
+    {
         match self {
             LayerWeights::Rnn(w) => w.step(x, h_prev, h_next),
             LayerWeights::Lstm(w) => w.step(x, h_prev, h_next, c),

@@ -10,9 +10,9 @@
 use super::{gate_rows, DoubleBuffer};
 use crate::activation::float::FloatActivation;
 use crate::error::{check_len, ShapeError};
-use crate::model::Recurrent;
 use crate::numeric::float::Float;
-use crate::numeric::Numeric;
+use crate::numeric::{Numeric, Schedule};
+use crate::recurrent::Recurrent;
 
 /// The nonlinearity of a plain RNN (`nn.RNN(nonlinearity=...)`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -23,6 +23,23 @@ pub enum Nonlinearity {
     Tanh,
     /// `relu`.
     Relu,
+}
+
+impl Nonlinearity {
+    /// Parses `tanh` or `relu`, as model files and command lines name them (any case).
+    pub fn parse(name: &str) -> Option<Nonlinearity> {
+        [Nonlinearity::Tanh, Nonlinearity::Relu]
+            .into_iter()
+            .find(|n| name.eq_ignore_ascii_case(n.name()))
+    }
+
+    /// `tanh` or `relu`: the name [`parse`](Self::parse) reads.
+    pub fn name(self) -> &'static str {
+        match self {
+            Nonlinearity::Tanh => "tanh",
+            Nonlinearity::Relu => "relu",
+        }
+    }
 }
 
 /// RNN weights as slices, for sizes known only at run time (and the kernel behind [`Rnn`]).
@@ -95,7 +112,9 @@ impl<'a, N: Numeric> RnnWeights<'a, N> {
     pub fn format(&self) -> &N::Format {
         &self.format
     }
+}
 
+impl<N: Schedule> RnnWeights<'_, N> {
     /// One timestep: reads `x` and `h_prev`, writes `h_next` (a distinct buffer).
     pub fn step(&self, x: &[N::Act], h_prev: &[N::Act], h_next: &mut [N::Act]) {
         if N::FUSES_ROWS {
@@ -123,8 +142,8 @@ impl<'a, N: Numeric> RnnWeights<'a, N> {
     }
 
     /// [`step`](Self::step) where the numeric type shares work between rows
-    /// ([`Numeric::FUSES_ROWS`]): the rows of two adjacent units go through
-    /// [`Numeric::preact_rows`] together, as an LSTM's gate rows do, so each activation is
+    /// ([`Schedule::FUSES_ROWS`]): the rows of two adjacent units go through
+    /// [`Schedule::preact_rows`] together, as an LSTM's gate rows do, so each activation is
     /// loaded once for both (a unit has only one row of its own). An odd last unit runs alone.
     fn step_in_unit_pairs(&self, x: &[N::Act], h_prev: &[N::Act], h_next: &mut [N::Act]) {
         let (i, h, fmt) = (
@@ -275,7 +294,7 @@ impl<N: Numeric, const H: usize> RnnState<N, H> {
     }
 }
 
-impl<N: Numeric, const I: usize, const H: usize> Recurrent<N> for Rnn<N, I, H> {
+impl<N: Schedule, const I: usize, const H: usize> Recurrent<N> for Rnn<N, I, H> {
     type State = RnnState<N, H>;
     const INPUT: usize = I;
     const OUTPUT: usize = H;
@@ -287,5 +306,21 @@ impl<N: Numeric, const I: usize, const H: usize> Recurrent<N> for Rnn<N, I, H> {
 
     fn reset(&self, state: &mut RnnState<N, H>) {
         *state = RnnState::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Nonlinearity;
+
+    #[test]
+    fn nonlinearity_names_round_trip() {
+        for n in [Nonlinearity::Tanh, Nonlinearity::Relu] {
+            assert_eq!(Nonlinearity::parse(n.name()), Some(n));
+        }
+        assert_eq!(Nonlinearity::parse("ReLU"), Some(Nonlinearity::Relu));
+        assert_eq!(Nonlinearity::parse("TANH"), Some(Nonlinearity::Tanh));
+        assert_eq!(Nonlinearity::parse("sigmoid"), None);
+        assert_eq!(Nonlinearity::parse(""), None);
     }
 }

@@ -1,6 +1,6 @@
-//! Host kernels (every target with an operating system): the `f32` gate rows of a unit in
-//! SIMD vectors of the `wide` crate (SSE on x86-64, AVX with `-C target-cpu=native`, NEON on
-//! AArch64, plain lanes elsewhere).
+//! Host kernels (x86-64 and AArch64 with a desktop or server OS, cfg `tinyrnn_host_simd`): `f32`
+//! in SIMD vectors of the `wide` crate (SSE on x86-64, AVX with `-C target-cpu=native`, NEON on
+//! AArch64).
 //!
 //! [`dot_f32_rows`] computes [`portable::dot_f32`](super::portable::dot_f32) of up to four
 //! rows at once and returns its bits exactly: the eight partial sums of a row are one 8-lane
@@ -10,16 +10,16 @@
 //! added by the definition's multiply-add ([`portable::mul_add`](super::portable::mul_add):
 //! fused in x86-64 builds with FMA, as everywhere in that build).
 //!
-//! The cells use these kernels eight units at a time (`Numeric::UNITS_PER_UPDATE`): the units'
-//! activations then run as one 8-lane vector per gate (`lstm_units`, `gru_units` here).
+//! [`dot_f32_eight_units`] computes the gate rows of eight units at once, one lane per unit,
+//! from weights in a lane layout; `f32x8` implements [`F32Lanes`], so the `f32` activations and
+//! state updates, written once over lanes, run on eight units as one vector per gate.
 
 use wide::{f32x4, f32x8};
 
-use super::portable::F32_LANES;
-use crate::activation::float::{rational_tanh, TanhLanes};
+use super::portable::{F32Lanes, F32_LANES};
 
 /// Four lanes of `f32` arithmetic, each rounding like scalar `f32`.
-impl TanhLanes for f32x4 {
+impl F32Lanes for f32x4 {
     #[inline(always)]
     fn splat(v: f32) -> f32x4 {
         f32x4::splat(v)
@@ -46,10 +46,15 @@ impl TanhLanes for f32x4 {
         #[cfg(not(tinyrnn_fused_f32))]
         return self * a + b;
     }
+
+    #[inline(always)]
+    fn map(self, f: impl Fn(f32) -> f32) -> f32x4 {
+        f32x4::from(self.to_array().map(f))
+    }
 }
 
 /// Eight lanes, each rounding like scalar `f32`: one AVX vector, or two of four lanes.
-impl TanhLanes for f32x8 {
+impl F32Lanes for f32x8 {
     #[inline(always)]
     fn splat(v: f32) -> f32x8 {
         f32x8::splat(v)
@@ -73,60 +78,22 @@ impl TanhLanes for f32x8 {
         #[cfg(not(tinyrnn_fused_f32))]
         return self * a + b;
     }
-}
 
-/// [`FloatActivation::lstm_units`](crate::activation::float::FloatActivation::lstm_units) of
-/// the accurate activations for `U` = 8 units, lane `u` = unit `u`; any other `U` goes to
-/// `one_by_one`.
-#[inline(always)]
-pub(crate) fn lstm_units<const U: usize>(
-    pre: [[f32; 4]; U],
-    c: &mut [f32; U],
-    one_by_one: impl FnOnce([[f32; 4]; U], &mut [f32; U]) -> [f32; U],
-) -> [f32; U] {
-    let mut h = [0f32; U];
-    // `U` is a constant: the branch folds away.
-    if let (Ok(pre), Ok(c), Ok(h_out)) = (
-        <&[[f32; 4]; 8]>::try_from(&pre[..]),
-        <&mut [f32; 8]>::try_from(&mut c[..]),
-        <&mut [f32; 8]>::try_from(&mut h[..]),
-    ) {
-        let (h_new, c_new) = lstm_lanes(gates_of_eight(pre), f32x8::from(*c));
-        (*h_out, *c) = (h_new.to_array(), c_new.to_array());
-        return h;
+    #[inline(always)]
+    fn map(self, f: impl Fn(f32) -> f32) -> f32x8 {
+        f32x8::from(self.to_array().map(f))
     }
-    one_by_one(pre, c)
-}
-
-/// [`FloatActivation::gru_units`](crate::activation::float::FloatActivation::gru_units) of
-/// the accurate activations for `U` = 8 units, lane `u` = unit `u`; any other `U` goes to
-/// `one_by_one`.
-#[inline(always)]
-pub(crate) fn gru_units<const U: usize>(
-    pre: [[f32; 4]; U],
-    h_prev: [f32; U],
-    one_by_one: impl FnOnce([[f32; 4]; U], [f32; U]) -> [f32; U],
-) -> [f32; U] {
-    let mut h = [0f32; U];
-    if let (Ok(pre), Ok(h_prev), Ok(h_out)) = (
-        <&[[f32; 4]; 8]>::try_from(&pre[..]),
-        <&[f32; 8]>::try_from(&h_prev[..]),
-        <&mut [f32; 8]>::try_from(&mut h[..]),
-    ) {
-        *h_out = gru_lanes(gates_of_eight(pre), f32x8::from(*h_prev)).to_array();
-        return h;
-    }
-    one_by_one(pre, h_prev)
 }
 
 /// `dot_f32` of the `G` gate rows of eight units with `v`, lane = unit, bit for bit, from
-/// weights in the lane layout (`cell::EightUnitLanes`: one 8-lane vector per input and gate).
+/// weights in the lane layout (one 8-lane vector per input and gate; the cells keep it in
+/// `cell::EightUnitLanes`).
 /// Lane `u` of partial sum `l` adds unit `u`'s terms `l, l + 8, …` in order, the partial sums
 /// combine as `((s0 + s4) + (s1 + s5)) + ((s2 + s6) + (s3 + s7))` and the tail adds in order
 /// from 0: the operations of `portable::dot_f32`, each row in its own lane, with no reduction
 /// across lanes. `None` when `w` is not 32-byte aligned or not `G · 8` weights per input.
 #[inline(always)]
-pub(crate) fn dot_f32_eight_units<const G: usize>(w: &[f32], v: &[f32]) -> Option<[f32x8; G]> {
+pub fn dot_f32_eight_units<const G: usize>(w: &[f32], v: &[f32]) -> Option<[f32x8; G]> {
     let w: &[f32x8] = wide::bytemuck::try_cast_slice(w).ok()?;
     let (w, []) = w.as_chunks::<G>() else {
         return None;
@@ -142,7 +109,7 @@ pub(crate) fn dot_f32_eight_units<const G: usize>(w: &[f32], v: &[f32]) -> Optio
         for (w, v) in w_blocks.iter().zip(v_blocks) {
             let x = f32x8::splat(v[l]);
             for (sum, &w) in sum.iter_mut().zip(&w[l]) {
-                *sum = TanhLanes::mul_add(w, x, *sum);
+                *sum = F32Lanes::mul_add(w, x, *sum);
             }
         }
         *partial = sum;
@@ -156,47 +123,13 @@ pub(crate) fn dot_f32_eight_units<const G: usize>(w: &[f32], v: &[f32]) -> Optio
     for (w, &v) in w_tail.iter().zip(v_tail) {
         let x = f32x8::splat(v);
         for (t, &w) in tail.iter_mut().zip(w) {
-            *t = TanhLanes::mul_add(w, x, *t);
+            *t = F32Lanes::mul_add(w, x, *t);
         }
     }
     for (sum, tail) in sums.iter_mut().zip(tail) {
         *sum += tail;
     }
     Some(sums)
-}
-
-/// The four vectors `[g][lane]` of eight units back as `[unit][g]` (the inverse of the
-/// transposes that make gate vectors).
-#[inline(always)]
-pub(crate) fn units_of_eight(gates: [f32x8; 4]) -> [[f32; 4]; 8] {
-    let [a, b, c, d] = gates.map(|g| g.to_array());
-    core::array::from_fn(|u| [a[u], b[u], c[u], d[u]])
-}
-
-/// `[σ(i)·… ]`: the LSTM update in lanes, `(h', c')` from the gate pre-activations and `c`,
-/// with the operations of the scalar definitions.
-#[inline(always)]
-fn lstm_lanes<T: TanhLanes>([i, f, g, o]: [T; 4], c: T) -> (T, T) {
-    let (i, f, g, o) = (sigmoid(i), sigmoid(f), rational_tanh(g), sigmoid(o));
-    let c = f.mul_add(c, i * g);
-    (o * rational_tanh(c), c)
-}
-
-/// The GRU update in lanes, `h'` from `[r, z, n_x, n_h]` and `h`, with the operations of the
-/// scalar definitions.
-#[inline(always)]
-fn gru_lanes<T: TanhLanes>([r, z, n_x, n_h]: [T; 4], h_prev: T) -> T {
-    let (r, z) = (sigmoid(r), sigmoid(z));
-    let n = rational_tanh(r.mul_add(n_h, n_x));
-    (T::splat(1.0) - z).mul_add(n, z * h_prev)
-}
-
-/// [`Accurate::sigmoid`](crate::activation::float::Accurate) in every lane:
-/// `tanh(x/2)·½ + ½`.
-#[inline(always)]
-fn sigmoid<T: TanhLanes>(x: T) -> T {
-    let half = T::splat(0.5);
-    rational_tanh(half * x).mul_add(half, half)
 }
 
 /// Vector `g` holds gate `g` of the four units (a 4 × 4 transpose).
@@ -208,7 +141,7 @@ fn gates_of_four(pre: &[[f32; 4]; 4]) -> [f32x4; 4] {
 
 /// Vector `g` holds gate `g` of the eight units (two 4 × 4 transposes).
 #[inline(always)]
-pub(crate) fn gates_of_eight(pre: &[[f32; 4]; 8]) -> [f32x8; 4] {
+pub fn gates_of_eight(pre: &[[f32; 4]; 8]) -> [f32x8; 4] {
     let [a, b, c, d, e, f, g, h] = *pre;
     let low = gates_of_four(&[a, b, c, d]);
     let high = gates_of_four(&[e, f, g, h]);
@@ -240,7 +173,7 @@ fn accumulate_aligned<const G: usize>(
         let x = f32x8::from(*x);
         for (lanes, row) in lanes.iter_mut().zip(&aligned) {
             let w = wide::bytemuck::cast::<[f32x4; 2], f32x8>(row[b]);
-            *lanes = TanhLanes::mul_add(w, x, *lanes);
+            *lanes = F32Lanes::mul_add(w, x, *lanes);
         }
     }
     true
@@ -262,7 +195,7 @@ pub fn dot_f32_rows<const G: usize>(rows: [&[f32]; G], v: &[f32]) -> [f32; G] {
         for (b, x) in v_blocks.iter().enumerate() {
             let x = f32x8::from(*x);
             for (lanes, (blocks, _)) in lanes.iter_mut().zip(&rows) {
-                *lanes = TanhLanes::mul_add(f32x8::from(blocks[b]), x, *lanes);
+                *lanes = F32Lanes::mul_add(f32x8::from(blocks[b]), x, *lanes);
             }
         }
     }
@@ -286,7 +219,7 @@ pub fn dot_f32_rows<const G: usize>(rows: [&[f32]; G], v: &[f32]) -> [f32; G] {
             *w = f32x4::from(quads[q]);
         }
         for (w, &x) in f32x4::transpose(w).into_iter().zip(x) {
-            tail = TanhLanes::mul_add(w, f32x4::splat(x), tail);
+            tail = F32Lanes::mul_add(w, f32x4::splat(x), tail);
         }
     }
     for (k, &x) in v_rest.iter().enumerate() {
@@ -294,7 +227,7 @@ pub fn dot_f32_rows<const G: usize>(rows: [&[f32]; G], v: &[f32]) -> [f32; G] {
         for (w, (_, row_rest)) in w.iter_mut().zip(&row_quads) {
             *w = row_rest[k];
         }
-        tail = TanhLanes::mul_add(f32x4::from(w), f32x4::splat(x), tail);
+        tail = F32Lanes::mul_add(f32x4::from(w), f32x4::splat(x), tail);
     }
     let sums = (((t0 + t1) + (t2 + t3)) + tail).to_array();
     let mut out = [0f32; G];
@@ -349,51 +282,6 @@ mod tests {
                 assert_eq!(one[0].to_bits(), expect(3), "{at}, one row");
             }
         }
-    }
-
-    /// Same bits, or both NaN.
-    fn same(a: &[f32], b: &[f32]) -> bool {
-        a.iter()
-            .zip(b)
-            .all(|(a, b)| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()))
-    }
-
-    /// Every clamp boundary, NaN, infinities and a spread of values, in every gate of 8 units:
-    /// each lane is the one-unit definition's result.
-    fn unit_lanes_match<const U: usize>() {
-        use crate::activation::float::{gru_units_one_by_one, lstm_units_one_by_one, Accurate};
-        let special = [
-            f32::NAN,
-            f32::INFINITY,
-            f32::NEG_INFINITY,
-            18.0,
-            -18.0,
-            9.0,
-            -9.0,
-        ];
-        let mut pool = values(9, 300);
-        pool.extend(special);
-        for start in 0..pool.len() {
-            let at = |k: usize| pool[(start + k * 7) % pool.len()];
-            let pre: [[f32; 4]; U] =
-                core::array::from_fn(|u| core::array::from_fn(|g| at(4 * u + g)));
-            let c0: [f32; U] = core::array::from_fn(|u| at(100 + u));
-            let (mut c, mut c_ref) = (c0, c0);
-            let h = lstm_units(pre, &mut c, |_, _| [0.0; U]);
-            let h_ref = lstm_units_one_by_one::<Accurate, U>(pre, &mut c_ref);
-            assert!(
-                same(&h, &h_ref) && same(&c, &c_ref),
-                "LSTM {U} units: {pre:?}, {c0:?}"
-            );
-            let h = gru_units(pre, c0, |_, _| [0.0; U]);
-            let h_ref = gru_units_one_by_one::<Accurate, U>(pre, c0);
-            assert!(same(&h, &h_ref), "GRU {U} units: {pre:?}, {c0:?}");
-        }
-    }
-
-    #[test]
-    fn unit_lanes_equal_the_one_unit_definitions() {
-        unit_lanes_match::<8>();
     }
 
     #[test]

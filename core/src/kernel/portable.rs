@@ -17,6 +17,48 @@ pub fn mul_add(a: f32, b: f32, c: f32) -> f32 {
     return a * b + c;
 }
 
+/// `f32` arithmetic in one lane (`f32` itself) or in several (the host's vectors,
+/// `kernel::host`), every lane rounding exactly as scalar `f32` does: code written once over
+/// `F32Lanes` gives, lane by lane, the bits it gives for `f32`.
+pub trait F32Lanes:
+    Copy
+    + core::ops::Add<Output = Self>
+    + core::ops::Sub<Output = Self>
+    + core::ops::Mul<Output = Self>
+    + core::ops::Div<Output = Self>
+{
+    /// Every lane `v`.
+    fn splat(v: f32) -> Self;
+    /// `f32::clamp(x, -limit, limit)` in every lane (NaN stays NaN).
+    fn clamp_magnitude(self, limit: f32) -> Self;
+    /// [`mul_add`]`(self, a, b)` in every lane.
+    fn mul_add(self, a: Self, b: Self) -> Self;
+    /// `f` of every lane.
+    fn map(self, f: impl Fn(f32) -> f32) -> Self;
+}
+
+impl F32Lanes for f32 {
+    #[inline(always)]
+    fn splat(v: f32) -> f32 {
+        v
+    }
+
+    #[inline(always)]
+    fn clamp_magnitude(self, limit: f32) -> f32 {
+        self.clamp(-limit, limit)
+    }
+
+    #[inline(always)]
+    fn mul_add(self, a: f32, b: f32) -> f32 {
+        mul_add(self, a, b)
+    }
+
+    #[inline(always)]
+    fn map(self, f: impl Fn(f32) -> f32) -> f32 {
+        f(self)
+    }
+}
+
 /// Independent partial sums in [`dot_f32`]: enough to hide the add latency and to fill two
 /// 4-lane SIMD registers on the host.
 pub(crate) const F32_LANES: usize = 8;
@@ -94,9 +136,9 @@ const UNROLLED: usize = 32;
 
 /// [`dot_i8`] as fixed-size blocks of 32 terms when the row length is a multiple of 32 (up to
 /// one i32 block): the same exact sum, shaped so that LLVM unrolls every block completely for
-/// any such length (by itself it does so only for short rows). On Cortex-M0 that keeps a row at
-/// five instructions per term at H = 64 as at H = 32 (instead of six plus loop overhead), at the
-/// price of stack slots for the activations that LLVM hoists out of the unit loop. Other
+/// any such length (by itself it does so only for short rows). On Cortex-M0 that keeps long rows
+/// as cheap per term as short ones (no loop overhead), at the price of stack slots for the
+/// activations that LLVM hoists out of the unit loop. Other
 /// lengths (a layer's few inputs) take [`dot_i8`].
 #[inline(always)]
 pub fn dot_i8_in_blocks_of_32(w: &[i8], x: &[i16]) -> i64 {

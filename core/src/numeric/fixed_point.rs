@@ -40,7 +40,7 @@
 
 use core::marker::PhantomData;
 
-use super::Numeric;
+use super::{Elementwise, Numeric, Schedule};
 use crate::activation::fixed::{sigmoid_q15, tanh_q15};
 use crate::kernel::{dot_i16, dot_i16_rows, dot_i8, dot_i8_rows};
 
@@ -219,7 +219,7 @@ fn one_dot_wide(bias: i32, dot: i64, shift: i32) -> i32 {
 
 /// [`preact_wide`] as a cold call: after fused dot products the rescaling of a unit's rows is a
 /// loop, which LLVM unrolls only while its body stays small. (One row at a time, the inline
-/// version measures better.)
+/// version is cheaper.)
 #[cold]
 #[inline(never)]
 fn preact_wide_out_of_line(bias: i32, dot_x: i64, shift_x: i32, dot_h: i64, shift_h: i32) -> i32 {
@@ -345,7 +345,7 @@ pub trait FixedWeight: Copy + Default + PartialEq + core::fmt::Debug + 'static {
 impl FixedWeight for i16 {
     /// On Cortex-M3, two or three rows share each activation load
     /// ([`kernel::dot_i16_rows`](crate::kernel::dot_i16_rows)).
-    const FUSES_ROWS: bool = cfg!(tinyrnn_asm_thumb2);
+    const FUSES_ROWS: bool = cfg!(tinyrnn_asm_armv7m);
 
     #[inline(always)]
     fn dot(w: &[i16], x: &[i16]) -> i64 {
@@ -359,9 +359,9 @@ impl FixedWeight for i16 {
 }
 
 impl FixedWeight for i8 {
-    /// With the DSP extension, two rows share each activation's load and pairing
-    /// ([`kernel::dot_i8_rows`](crate::kernel::dot_i8_rows)).
-    const FUSES_ROWS: bool = cfg!(any(tinyrnn_asm_dsp, tinyrnn_asm_thumb1, tinyrnn_asm_thumb2));
+    /// With the DSP extension, and with `asm` on Cortex-M0 and M3, a unit's rows share each
+    /// activation's load (and pairing) ([`kernel::dot_i8_rows`](crate::kernel::dot_i8_rows)).
+    const FUSES_ROWS: bool = cfg!(any(tinyrnn_asm_dsp, tinyrnn_asm_armv6m, tinyrnn_asm_armv7m));
 
     #[inline(always)]
     fn dot(w: &[i8], x: &[i16]) -> i64 {
@@ -384,74 +384,11 @@ pub type Q15 = Fixed<i16>;
 /// 8-bit weights (half the flash of [`Q15`]), 16-bit activations and state.
 pub type W8A16 = Fixed<i8>;
 
-impl<W: FixedWeight> Numeric for Fixed<W> {
+impl<W: FixedWeight> Elementwise for Fixed<W> {
     type Act = i16;
-    type Weight = W;
-    type Bias = i32;
     type Pre = i32;
     type Cell = i16;
-    type RowScale = RowScale;
     type Format = QFormat;
-
-    #[inline(always)]
-    fn preact(
-        bias: i32,
-        w_x: &[W],
-        scale_x: i8,
-        x: &[i16],
-        w_h: &[W],
-        scale_h: i8,
-        h: &[i16],
-        f: &QFormat,
-    ) -> i32 {
-        let dot_h = W::dot(w_h, h);
-        let dot_x = W::dot(w_x, x);
-        preact_from_dots::<true>(bias, dot_x, scale_x, dot_h, scale_h, f)
-    }
-
-    const FUSES_ROWS: bool = W::FUSES_ROWS;
-
-    #[inline(always)]
-    fn preact_rows<const G: usize>(
-        bias: &[i32; G],
-        w_x: [&[W]; G],
-        scale_x: &[i8; G],
-        x: &[i16],
-        w_h: [&[W]; G],
-        scale_h: &[i8; G],
-        h: &[i16],
-        f: &QFormat,
-    ) -> [i32; G] {
-        let dots_h = W::dot_rows(w_h, h);
-        let dots_x = W::dot_rows(w_x, x);
-        core::array::from_fn(|g| {
-            preact_from_dots::<false>(bias[g], dots_x[g], scale_x[g], dots_h[g], scale_h[g], f)
-        })
-    }
-
-    #[inline(always)]
-    fn gru_preacts(
-        bias: &[i32; 4],
-        w_x: [&[W]; 3],
-        scale_x: &[i8; 3],
-        x: &[i16],
-        w_h: [&[W]; 3],
-        scale_h: &[i8; 3],
-        h: &[i16],
-        f: &QFormat,
-    ) -> [i32; 4] {
-        // As `gru_preacts_one_by_one`: the n_x row has no h part and n_h no x part (an empty
-        // dot product, 0).
-        let [b_r, b_z, b_in, b_hn] = *bias;
-        let dots_h = W::dot_rows(w_h, h);
-        let dots_x = W::dot_rows(w_x, x);
-        [
-            preact_from_dots::<false>(b_r, dots_x[0], scale_x[0], dots_h[0], scale_h[0], f),
-            preact_from_dots::<false>(b_z, dots_x[1], scale_x[1], dots_h[1], scale_h[1], f),
-            preact_from_one_dot(b_in, dots_x[2], scale_x[2], f.x_frac, f),
-            preact_from_one_dot(b_hn, dots_h[2], scale_h[2], f.h_frac, f),
-        ]
-    }
 
     #[inline(always)]
     fn sigmoid(pre: i32, f: &QFormat) -> i16 {
@@ -504,6 +441,76 @@ impl<W: FixedWeight> Numeric for Fixed<W> {
     fn lstm_hidden(output: i16, c: i16, f: &QFormat) -> i16 {
         let t = tanh_q15(c as i32, f.c_frac as i32);
         sat_i16(round_shift((output as i32 * t as i32) as i64, 15))
+    }
+}
+
+impl<W: FixedWeight> Numeric for Fixed<W> {
+    type Weight = W;
+    type Bias = i32;
+    type RowScale = RowScale;
+
+    #[inline(always)]
+    fn preact(
+        bias: i32,
+        w_x: &[W],
+        scale_x: i8,
+        x: &[i16],
+        w_h: &[W],
+        scale_h: i8,
+        h: &[i16],
+        f: &QFormat,
+    ) -> i32 {
+        let dot_h = W::dot(w_h, h);
+        let dot_x = W::dot(w_x, x);
+        preact_from_dots::<true>(bias, dot_x, scale_x, dot_h, scale_h, f)
+    }
+}
+
+/// Rows fused where the weight type's dot products share work between rows
+/// ([`FixedWeight::FUSES_ROWS`]); one unit at a time.
+impl<W: FixedWeight> Schedule for Fixed<W> {
+    const FUSES_ROWS: bool = W::FUSES_ROWS;
+
+    #[inline(always)]
+    fn preact_rows<const G: usize>(
+        bias: &[i32; G],
+        w_x: [&[W]; G],
+        scale_x: &[i8; G],
+        x: &[i16],
+        w_h: [&[W]; G],
+        scale_h: &[i8; G],
+        h: &[i16],
+        f: &QFormat,
+    ) -> [i32; G] {
+        let dots_h = W::dot_rows(w_h, h);
+        let dots_x = W::dot_rows(w_x, x);
+        core::array::from_fn(|g| {
+            preact_from_dots::<false>(bias[g], dots_x[g], scale_x[g], dots_h[g], scale_h[g], f)
+        })
+    }
+
+    #[inline(always)]
+    fn gru_preacts(
+        bias: &[i32; 4],
+        w_x: [&[W]; 3],
+        scale_x: &[i8; 3],
+        x: &[i16],
+        w_h: [&[W]; 3],
+        scale_h: &[i8; 3],
+        h: &[i16],
+        f: &QFormat,
+    ) -> [i32; 4] {
+        // As `gru_preacts_one_by_one`: the n_x row has no h part and n_h no x part (an empty
+        // dot product, 0).
+        let [b_r, b_z, b_in, b_hn] = *bias;
+        let dots_h = W::dot_rows(w_h, h);
+        let dots_x = W::dot_rows(w_x, x);
+        [
+            preact_from_dots::<false>(b_r, dots_x[0], scale_x[0], dots_h[0], scale_h[0], f),
+            preact_from_dots::<false>(b_z, dots_x[1], scale_x[1], dots_h[1], scale_h[1], f),
+            preact_from_one_dot(b_in, dots_x[2], scale_x[2], f.x_frac, f),
+            preact_from_one_dot(b_hn, dots_h[2], scale_h[2], f.h_frac, f),
+        ]
     }
 }
 

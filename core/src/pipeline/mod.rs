@@ -89,7 +89,7 @@ use scale::{InputScaling, ScaleChannel};
 use source::SampleSource;
 use window::{StatePolicy, Window};
 
-use crate::{Model, Numeric, QFormat, Recurrent};
+use crate::{Model, Numeric, QFormat, Recurrent, Schedule};
 
 /// A model the pipeline can run: one step per sample, with per-class logits.
 ///
@@ -141,7 +141,7 @@ impl LogitFormat for QFormat {
 
 impl<N, R, const H: usize, const O: usize> StreamModel<N> for Model<N, R, H, O>
 where
-    N: Numeric,
+    N: Schedule,
     R: Recurrent<N>,
     R::State: FiniteState,
     N::Format: LogitFormat,

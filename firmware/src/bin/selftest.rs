@@ -235,13 +235,13 @@ fn long_rows_match_of<W, const G: usize>(
     G as u32
 }
 
-/// On FPU cores, `f32` pre-activations of adjacent rows run fused (`kernel::arm::accumulate_rows`):
+/// On FPU cores, `f32` pre-activations of adjacent rows run fused (`kernel::arm_fpu::accumulate_rows`):
 /// each row must equal its own in-order sum `((bias + w₀x₀) + w₁x₁) + …`, bit for bit.
 /// Returns the number of comparisons (none on other cores).
 fn fused_rows_match<const G: usize>(w: &[f32], x: &[f32], len: usize) -> u32 {
     #[cfg(target_abi = "eabihf")]
     {
-        use tinyrnn::{Numeric, F32};
+        use tinyrnn::{Schedule, F32};
         let (Some(w), Some(x)) = (w.get(..G * len.min(w.len() / G)), x.get(..len)) else {
             return 0;
         };

@@ -8,7 +8,7 @@
 
 use std::cell::RefCell;
 
-use tinyrnn::{Numeric, F32};
+use tinyrnn::{Elementwise, Numeric, Schedule, F32};
 
 /// Magnitude statistics of one tensor: maximum and a log2 histogram.
 #[derive(Clone, Debug, PartialEq)]
@@ -93,30 +93,12 @@ pub fn take_stats() -> Vec<LayerStats> {
 pub struct Recording;
 
 /// The arithmetic itself is `F32`'s: every operation delegates to it and records the result.
-impl Numeric for Recording {
+impl Elementwise for Recording {
     type Act = f32;
-    type Weight = f32;
-    type Bias = f32;
     type Pre = f32;
     type Cell = f32;
-    type RowScale = ();
     /// (layer index, `tanh` produces the hidden state: a tanh RNN).
     type Format = (u16, bool);
-
-    fn preact(
-        bias: f32,
-        w_x: &[f32],
-        _: (),
-        x: &[f32],
-        w_h: &[f32],
-        _: (),
-        h: &[f32],
-        &(layer, _): &(u16, bool),
-    ) -> f32 {
-        let p = F32::preact(bias, w_x, (), x, w_h, (), h, &());
-        with_layer(layer, |s| s.pre.record(p as f64));
-        p
-    }
 
     fn sigmoid(pre: f32, _: &(u16, bool)) -> f32 {
         F32::sigmoid(pre, &())
@@ -166,6 +148,31 @@ impl Numeric for Recording {
         h
     }
 }
+
+impl Numeric for Recording {
+    type Weight = f32;
+    type Bias = f32;
+    type RowScale = ();
+
+    fn preact(
+        bias: f32,
+        w_x: &[f32],
+        _: (),
+        x: &[f32],
+        w_h: &[f32],
+        _: (),
+        h: &[f32],
+        &(layer, _): &(u16, bool),
+    ) -> f32 {
+        let p = F32::preact(bias, w_x, (), x, w_h, (), h, &());
+        with_layer(layer, |s| s.pre.record(p as f64));
+        p
+    }
+}
+
+/// One row and one unit at a time (the defaults), so that every pre-activation passes through
+/// `preact` and is recorded.
+impl Schedule for Recording {}
 
 crate::float_host_numeric!(Recording);
 

@@ -21,8 +21,8 @@
 //! q15 rows need 64-bit sums (`SMLAL`, two registers per row), so `i16_rows` runs two or three
 //! rows per pass (no registers are left for a fourth), four terms per iteration: 2.75 (2 rows)
 //! or 2.5 (3 rows) instructions per row and term with the loop, against 3 for one row
-//! (`LDRSH`, `LDRSH`, `SMLAL`). An LSTM unit's four rows take two passes of two: measured
-//! cheaper than three rows plus one (which also took up to 352 B of stack at H = 16).
+//! (`LDRSH`, `LDRSH`, `SMLAL`). An LSTM unit's four rows take two passes of two, which costs
+//! fewer instructions and less stack than three rows plus one.
 #![allow(unsafe_code)]
 
 /// One w8a16 term of every row: the activation at `{x}` into `{h}`, each row's weight into

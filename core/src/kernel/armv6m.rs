@@ -3,8 +3,8 @@
 //! Thumb-1 loads a signed byte or halfword only with a register offset (`LDRSB`/`LDRSH
 //! Rt, [Rn, Rm]`), has eight low registers for almost everything and no long multiply. Left to
 //! itself, LLVM unrolls a constant-size row completely and keeps the hidden vector, widened to
-//! 32 bits, and the unrolled offsets in stack slots across the unit loop: five instructions per
-//! w8a16 term and seven per q15 term, at 290–640 B of stack for a step. These loops walk every
+//! 32 bits, and the unrolled offsets in stack slots across the unit loop: stack that grows with
+//! the hidden size, and more instructions per term than the loops here. These loops walk every
 //! operand with **one offset register counting up to zero** (so the loop test is the flags of
 //! its increment) and put nothing on the stack but one saved register:
 //!
