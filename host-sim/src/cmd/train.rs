@@ -24,7 +24,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::dataset::{self, Dataset, Labels};
 use crate::model_file::{meta_keys, CellKind, ModelMeta, Nonlinearity, Normalization};
-use crate::train::{self, EpochRecord, LrSchedule, Sample, Target, TrainConfig};
+use crate::train::{
+    self, Augment, CollapseCheck, EpochRecord, InitConfig, LrSchedule, RecurrentInit, Sample,
+    Target, TrainConfig, TrainEvent,
+};
 
 /// Recurrent cell for `--cell`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -54,6 +57,18 @@ pub enum ScheduleArg {
     /// Linear warm-up over `--warmup` epochs, then cosine decay from `--lr` to 0 at the last
     /// epoch, per mini-batch.
     Cosine,
+    /// `--lr` halved whenever the loss that selects the saved epoch has not improved for more
+    /// than `--plateau-patience` epochs.
+    Plateau,
+}
+
+/// Recurrent initialisation for `--recurrent-init`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RecurrentInitArg {
+    /// PyTorch's `U(-1/√H, 1/√H)`.
+    Uniform,
+    /// A random orthogonal matrix per gate block.
+    Orthogonal,
 }
 
 /// Arguments of `tinyrnn train`.
@@ -88,18 +103,38 @@ pub struct Args {
     /// Adam learning rate (the peak rate of `--schedule cosine`).
     #[arg(long, default_value_t = 5e-3)]
     pub lr: f32,
-    /// Learning-rate schedule. Constant by default: with 100 epochs the cosine decay slows
-    /// learning on GunPoint more than it stabilises it.
-    #[arg(long, value_enum, default_value_t = ScheduleArg::Constant)]
-    pub schedule: ScheduleArg,
+    /// Learning-rate schedule [default: constant].
+    #[arg(long, value_enum)]
+    pub schedule: Option<ScheduleArg>,
     /// Warm-up epochs of `--schedule cosine` (learning rate rising linearly to `--lr`).
     #[arg(long, default_value_t = 0)]
     pub warmup: usize,
-    /// Added to the initial bias of the GRU update gate / LSTM forget gate (0: PyTorch's
-    /// initialisation). A positive value makes the initial network keep its state longer,
-    /// which helps long sequences: `--gate-bias 2` trains GunPoint (150 steps) reliably.
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
-    pub gate_bias: f32,
+    /// Epochs without improvement before `--schedule plateau` halves the learning rate.
+    #[arg(long, default_value_t = 10)]
+    pub plateau_patience: usize,
+    /// Added to the initial bias of the GRU update gate / LSTM forget gate [default: 0]. A
+    /// positive value makes the initial network keep its state longer, so that gradients
+    /// from the last step reach early steps of long sequences.
+    #[arg(long, allow_negative_numbers = true)]
+    pub gate_bias: Option<f32>,
+    /// Initialisation of the recurrent weights [default: uniform].
+    #[arg(long, value_enum)]
+    pub recurrent_init: Option<RecurrentInitArg>,
+    /// Augment the training series anew every epoch: a comma-separated list of `jitter`,
+    /// `scale`, `warp`, `crop`, each optionally `=STRENGTH` (jitter: noise σ relative to the
+    /// channel's σ, default 0.03; scale: σ of the log-gain per series and channel, 0.1; warp:
+    /// σ of the log-speed of a smooth time warp, 0.2; crop: fraction of the series cut away,
+    /// 0.1). Off by default.
+    #[arg(long, value_name = "LIST")]
+    pub augment: Option<Augment>,
+    /// Restart a run whose training accuracy is still near chance after
+    /// `--collapse-epochs` epochs, from a seed derived from `--seed`, at most this many times
+    /// (0: never) [default: 3].
+    #[arg(long)]
+    pub restarts: Option<usize>,
+    /// Epoch at which a run is checked for a collapse [default: 20].
+    #[arg(long)]
+    pub collapse_epochs: Option<usize>,
     /// Seed for the initial weights, the validation split and the shuffles.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -151,6 +186,10 @@ pub struct Summary {
     /// Training throughput: sequence-steps through forward + backward + Adam per second of
     /// training time (validation and loading excluded).
     pub steps_per_second: f64,
+    /// Seed of the run whose model was saved (`--seed` unless a collapsed run restarted).
+    pub seed: u64,
+    /// Collapsed runs restarted before it.
+    pub restarts: usize,
 }
 
 /// Labels of a dataset in training form.
@@ -254,8 +293,11 @@ fn check_args(a: &Args) -> Result<()> {
             a.clip
         );
     }
-    if !a.gate_bias.is_finite() {
-        bail!("--gate-bias must be a finite number, got {}", a.gate_bias);
+    if let Some(b) = a.gate_bias.filter(|b| !b.is_finite()) {
+        bail!("--gate-bias must be a finite number, got {b}");
+    }
+    if a.collapse_epochs == Some(0) {
+        bail!("--collapse-epochs must be at least 1");
     }
     if a.cell != CellArg::Rnn && a.nonlinearity == NonlinearityArg::Relu {
         bail!("--nonlinearity applies to --cell rnn only");
@@ -333,6 +375,7 @@ pub fn main(args: Args) -> Result<()> {
 
     let train_set = samples(&train_ds, &train_t, &tr_idx);
     let val_set = samples(&train_ds, &train_t, &va_idx);
+    let defaults = TrainConfig::new(kind);
     let cfg = TrainConfig {
         kind,
         hidden: args.hidden,
@@ -344,13 +387,33 @@ pub fn main(args: Args) -> Result<()> {
         bptt_window: args.bptt_window,
         clip: (args.clip > 0.0).then_some(args.clip),
         patience: (!val_set.is_empty()).then_some(args.patience.max(1)),
-        gate_bias: args.gate_bias,
         schedule: match args.schedule {
-            ScheduleArg::Constant => LrSchedule::Constant,
-            ScheduleArg::Cosine => LrSchedule::Cosine {
+            None => defaults.schedule,
+            Some(ScheduleArg::Constant) => LrSchedule::Constant,
+            Some(ScheduleArg::Cosine) => LrSchedule::Cosine {
                 warmup_epochs: args.warmup,
             },
+            Some(ScheduleArg::Plateau) => LrSchedule::Plateau {
+                factor: 0.5,
+                patience: args.plateau_patience,
+            },
         },
+        init: InitConfig {
+            recurrent: match args.recurrent_init {
+                None => defaults.init.recurrent,
+                Some(RecurrentInitArg::Uniform) => RecurrentInit::Uniform,
+                Some(RecurrentInitArg::Orthogonal) => RecurrentInit::Orthogonal,
+            },
+            gate_bias: args.gate_bias.unwrap_or(defaults.init.gate_bias),
+        },
+        augment: args.augment.unwrap_or(defaults.augment),
+        collapse: (args.restarts != Some(0)).then(|| CollapseCheck {
+            after_epochs: args
+                .collapse_epochs
+                .unwrap_or(CollapseCheck::DEFAULT.after_epochs),
+            max_restarts: args.restarts.unwrap_or(CollapseCheck::DEFAULT.max_restarts),
+            ..CollapseCheck::DEFAULT
+        }),
     };
 
     let tty = std::io::stderr().is_terminal();
@@ -368,25 +431,45 @@ pub fn main(args: Args) -> Result<()> {
     let every = if args.epochs <= 50 { 1 } else { 10 };
     // `is_multiple_of` needs Rust 1.87; the workspace's MSRV is 1.85.
     #[allow(unknown_lints, clippy::manual_is_multiple_of)]
-    let mut on_epoch = |r: &EpochRecord| {
-        let val = match (r.val_loss, r.val_accuracy) {
-            (Some(l), Some(a)) => format!(", val loss {l:.4} acc {:.1}%", 100.0 * a),
-            _ => String::new(),
-        };
-        let line = format!(
-            "loss {:.4} acc {:.1}%{val}",
-            r.train_loss,
-            100.0 * r.train_accuracy
-        );
-        match &bar {
-            Some(pb) => {
-                pb.set_position(r.epoch as u64);
-                pb.set_message(line);
-            }
-            None => {
-                if r.epoch % every == 0 || r.epoch == 1 {
-                    eprintln!("epoch {:>4}/{}: {line}", r.epoch, args.epochs);
+    let mut on_event = |e: TrainEvent<'_>| match e {
+        TrainEvent::Epoch(r) => {
+            let val = match (r.val_loss, r.val_accuracy) {
+                (Some(l), Some(a)) => format!(", val loss {l:.4} acc {:.1}%", 100.0 * a),
+                _ => String::new(),
+            };
+            let line = format!(
+                "loss {:.4} acc {:.1}%{val}",
+                r.train_loss,
+                100.0 * r.train_accuracy
+            );
+            match &bar {
+                Some(pb) => {
+                    pb.set_position(r.epoch as u64);
+                    pb.set_message(line);
                 }
+                None => {
+                    if r.epoch % every == 0 || r.epoch == 1 {
+                        eprintln!("epoch {:>4}/{}: {line}", r.epoch, args.epochs);
+                    }
+                }
+            }
+        }
+        TrainEvent::Restart(r) => {
+            let line = format!(
+                "seed {}: training accuracy {:.1}% after {} epochs, below {:.1}% (near chance): \
+                 collapsed; restarting with seed {}",
+                r.seed,
+                100.0 * r.train_accuracy,
+                r.epoch,
+                100.0 * r.threshold,
+                r.next_seed
+            );
+            match &bar {
+                Some(pb) => {
+                    pb.println(line);
+                    pb.set_position(0);
+                }
+                None => eprintln!("{line}"),
             }
         }
     };
@@ -396,7 +479,7 @@ pub fn main(args: Args) -> Result<()> {
         classes.len(),
         &train_set,
         &val_set,
-        &mut on_epoch,
+        &mut on_event,
     )?;
     if let Some(pb) = &bar {
         pb.finish_and_clear();
@@ -444,6 +527,8 @@ pub fn main(args: Args) -> Result<()> {
         best_epoch: outcome.best_epoch,
         seconds: started.elapsed().as_secs_f64(),
         steps_per_second: outcome.trained_steps as f64 / outcome.train_seconds.max(1e-9),
+        seed: outcome.seed,
+        restarts: outcome.restarts.len(),
     };
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);

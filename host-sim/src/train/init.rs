@@ -1,0 +1,202 @@
+//! Initial weights: PyTorch's uniform initialisation, plus the options that keep long sequences
+//! trainable (orthogonal recurrent blocks, a memory-gate bias).
+//!
+//! [`Network::init`](super::Network::init) draws every tensor as PyTorch does; [`InitConfig`]
+//! then changes it in place, each option from its own RNG stream, so that turning one option on
+//! or off leaves the draws of the others unchanged.
+
+use rand::Rng;
+use rand_distr::StandardNormal;
+
+use super::{CellKind, Network, Real};
+
+/// How the recurrent matrices `weight_hh` start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecurrentInit {
+    /// PyTorch's `U(-1/√H, 1/√H)` for every entry.
+    Uniform,
+    /// Every `H × H` gate block of `weight_hh` an independent random orthogonal matrix (Haar
+    /// distributed; Saxe et al. 2014). All its singular values are 1, so at the start a
+    /// gradient neither grows nor shrinks through the recurrent weights from step to step.
+    Orthogonal,
+}
+
+/// Changes to PyTorch's initialisation, applied by [`InitConfig::apply`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct InitConfig {
+    /// Recurrent matrices.
+    pub recurrent: RecurrentInit,
+    /// Added to the initial bias of the gate that keeps the previous state (LSTM forget gate,
+    /// GRU update gate), see [`Network::add_gate_bias`]; ignored for an Elman RNN.
+    pub gate_bias: f32,
+}
+
+impl InitConfig {
+    /// PyTorch's initialisation unchanged.
+    pub const PYTORCH: InitConfig = InitConfig {
+        recurrent: RecurrentInit::Uniform,
+        gate_bias: 0.0,
+    };
+
+    /// Applies the options to a network fresh from [`Network::init`]; `rng` is used only by
+    /// [`RecurrentInit::Orthogonal`].
+    pub fn apply<T: Real>(&self, net: &mut Network<T>, rng: &mut impl Rng) {
+        if self.recurrent == RecurrentInit::Orthogonal {
+            for layer in &mut net.layers {
+                let h = layer.hidden;
+                for block in layer.w_hh.chunks_exact_mut(h * h) {
+                    let q = random_orthogonal(h, rng);
+                    for (w, v) in block.iter_mut().zip(q) {
+                        *w = T::from(v).unwrap_or_else(T::zero);
+                    }
+                }
+            }
+        }
+        if self.gate_bias != 0.0 && matches!(net.kind, CellKind::Gru | CellKind::Lstm) {
+            net.add_gate_bias(T::from(self.gate_bias).unwrap_or_else(T::zero));
+        }
+    }
+}
+
+/// A random `n × n` orthogonal matrix, row-major, uniformly distributed over the orthogonal
+/// group: the `Q` of the QR decomposition of a matrix of standard normal entries, with the signs
+/// fixed so that `R` has a positive diagonal (without that fix `Q` is not uniformly
+/// distributed; Mezzadri 2007). QR by modified Gram–Schmidt on the columns, in `f64`, twice
+/// (re-orthogonalising once keeps `QᵀQ = I` to rounding even when the normal draws are
+/// nearly dependent).
+pub fn random_orthogonal(n: usize, rng: &mut impl Rng) -> Vec<f64> {
+    // Columns of the Gaussian matrix, one Vec each.
+    let mut cols: Vec<Vec<f64>> = (0..n)
+        .map(|_| (0..n).map(|_| rng.sample(StandardNormal)).collect())
+        .collect();
+    for j in 0..n {
+        let (done, rest) = cols.split_at_mut(j);
+        let c = &mut rest[0];
+        for _pass in 0..2 {
+            for q in done.iter() {
+                let d = dot(q, c);
+                for (x, y) in c.iter_mut().zip(q) {
+                    *x -= d * y;
+                }
+            }
+        }
+        let norm = dot(c, c).sqrt();
+        // A zero column has probability 0 for normal draws; a unit vector keeps Q defined.
+        if !(norm.is_normal()) {
+            c.fill(0.0);
+            c[j] = 1.0;
+            continue;
+        }
+        // Dividing by the norm makes R's diagonal entry (the norm) positive: the sign fix.
+        for x in c.iter_mut() {
+            *x /= norm;
+        }
+    }
+    let mut out = vec![0.0; n * n];
+    for (j, c) in cols.iter().enumerate() {
+        for (i, v) in c.iter().enumerate() {
+            out[i * n + j] = *v;
+        }
+    }
+    out
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// The largest `|WᵀW - I|` entry of a row-major `n × n` matrix (0 for an orthogonal one).
+#[cfg(test)]
+pub(crate) fn orthogonality_error<T: Real>(w: &[T], n: usize) -> f64 {
+    let mut worst = 0.0f64;
+    for a in 0..n {
+        for b in 0..n {
+            let s: f64 = (0..n)
+                .map(|i| {
+                    let f = |v: T| num_traits::ToPrimitive::to_f64(&v).unwrap_or(f64::NAN);
+                    f(w[i * n + a]) * f(w[i * n + b])
+                })
+                .sum();
+            let want = if a == b { 1.0 } else { 0.0 };
+            worst = worst.max((s - want).abs());
+        }
+    }
+    worst
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::rng;
+    use super::*;
+    use crate::model_file::Nonlinearity;
+
+    #[test]
+    fn random_orthogonal_is_orthogonal_and_seeded() {
+        for n in [1, 2, 7, 32] {
+            let q = random_orthogonal(n, &mut rng(5, 0));
+            assert!(orthogonality_error(&q, n) < 1e-12, "n = {n}");
+            assert_eq!(q, random_orthogonal(n, &mut rng(5, 0)));
+            if n > 1 {
+                assert_ne!(q, random_orthogonal(n, &mut rng(6, 0)));
+            }
+        }
+    }
+
+    /// Haar measure: every entry of a uniform random orthogonal `n × n` matrix has mean 0 and
+    /// variance `1/n`, the first column's as well as the last's (which Gram–Schmidt produced
+    /// after projecting out all the others).
+    #[test]
+    fn random_orthogonal_entries_have_haar_moments() {
+        let (n, draws) = (4, 4000);
+        let mut r = rng(11, 0);
+        let mut moments = [[0.0f64; 2]; 2];
+        for _ in 0..draws {
+            let q = random_orthogonal(n, &mut r);
+            for (m, v) in moments.iter_mut().zip([q[0], q[n * n - 1]]) {
+                m[0] += v;
+                m[1] += v * v;
+            }
+        }
+        for [sum, sq] in moments {
+            let mean = sum / draws as f64;
+            let var = sq / draws as f64 - mean * mean;
+            // Standard error of the mean: √(1/(n·draws)) ≈ 0.008.
+            assert!(mean.abs() < 0.03, "mean {mean}");
+            assert!((var - 0.25).abs() < 0.02, "variance {var}");
+        }
+    }
+
+    #[test]
+    fn orthogonal_init_replaces_every_recurrent_block_only() {
+        for kind in [
+            CellKind::Gru,
+            CellKind::Lstm,
+            CellKind::Rnn(Nonlinearity::Tanh),
+        ] {
+            let base: Network<f32> = Network::init(kind, 3, 6, 2, 4, &mut rng(1, 1));
+            let mut net = base.clone();
+            let cfg = InitConfig {
+                recurrent: RecurrentInit::Orthogonal,
+                gate_bias: 0.0,
+            };
+            cfg.apply(&mut net, &mut rng(1, 4));
+            for (l, b) in net.layers.iter().zip(&base.layers) {
+                assert_eq!(l.w_hh.len(), kind.gates() * 36);
+                for block in l.w_hh.chunks_exact(36) {
+                    assert!(orthogonality_error(block, 6) < 1e-6, "{kind:?}");
+                }
+                assert_ne!(l.w_hh, b.w_hh);
+                assert_eq!((&l.w_ih, &l.b_ih, &l.b_hh), (&b.w_ih, &b.b_ih, &b.b_hh));
+            }
+            assert_eq!(net.head, base.head);
+        }
+    }
+
+    #[test]
+    fn pytorch_config_changes_nothing() {
+        let base: Network<f32> = Network::init(CellKind::Lstm, 3, 5, 1, 2, &mut rng(2, 1));
+        let mut net = base.clone();
+        InitConfig::PYTORCH.apply(&mut net, &mut rng(2, 4));
+        assert_eq!(net, base);
+    }
+}
