@@ -494,6 +494,61 @@ mod tests {
         }
     }
 
+    /// `train` feeds augmented copies to the mini-batches (a crop of half of every series
+    /// halves the steps trained), draws them from the seed, and selects the saved epoch on the
+    /// original training series.
+    #[test]
+    fn training_augments_the_training_batches_only() {
+        use super::super::{evaluate, train, TrainConfig};
+        use crate::model_file::CellKind;
+        let xs: Vec<Vec<f32>> = (0..6)
+            .map(|i| (0..20).map(|t| ((i * 20 + t) as f32 * 0.3).sin()).collect())
+            .collect();
+        let set: Vec<Sample<'_>> = xs
+            .iter()
+            .enumerate()
+            .map(|(i, x)| Sample {
+                xs: x,
+                steps: 10,
+                target: Target::Last(i % 2),
+            })
+            .collect();
+        let run = |augment: Augment, seed: u64| {
+            let cfg = TrainConfig {
+                hidden: 3,
+                epochs: 4,
+                batch: 3,
+                seed,
+                augment,
+                collapse: None,
+                ..TrainConfig::new(CellKind::Lstm)
+            };
+            train(&cfg, 2, 2, &set, &[], &mut |_| {}).unwrap()
+        };
+        let plain = run(Augment::OFF, 1);
+        assert_eq!(plain.trained_steps, 4 * 6 * 10);
+        let crop = Augment {
+            crop: 0.5,
+            jitter: 0.1,
+            ..Augment::OFF
+        };
+        let aug = run(crop, 1);
+        assert_eq!(
+            aug.trained_steps,
+            4 * 6 * 5,
+            "every batch sees cropped series"
+        );
+        assert_ne!(aug.net, plain.net);
+        assert_eq!(run(crop, 1).net, aug.net, "same seed, same augmentations");
+        assert_ne!(run(crop, 2).net, aug.net);
+        let fit = aug.history[aug.best_epoch - 1].fit_loss.unwrap();
+        assert_eq!(
+            fit,
+            evaluate(&aug.net, &set).loss(),
+            "selected on the originals"
+        );
+    }
+
     #[test]
     fn channel_std_is_per_channel() {
         let xs = [1.0f32, 5.0, 3.0, 5.0];
