@@ -25,8 +25,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::dataset::{self, Dataset, Labels};
 use crate::model_file::{meta_keys, CellKind, ModelMeta, Nonlinearity, Normalization};
 use crate::train::{
-    self, Augment, CollapseCheck, EpochRecord, InitConfig, LrSchedule, RecurrentInit, Sample,
-    Target, TrainConfig, TrainEvent,
+    self, Augment, CollapseCheck, EpochRecord, GateBias, InitConfig, LrSchedule, RecurrentInit,
+    Sample, Target, TrainConfig, TrainEvent,
 };
 
 /// Recurrent cell for `--cell`.
@@ -117,6 +117,13 @@ pub struct Args {
     /// from the last step reach early steps of long sequences.
     #[arg(long, allow_negative_numbers = true)]
     pub gate_bias: Option<f32>,
+    /// Chrono initialisation of the GRU update gate / LSTM forget gate bias: time scales
+    /// spread from one step to the mean training length.
+    #[arg(long, conflicts_with = "gate_bias")]
+    pub chrono: bool,
+    /// Multiplies the initial input weights of the first layer [default: 1].
+    #[arg(long)]
+    pub input_scale: Option<f32>,
     /// Initialisation of the recurrent weights [default: uniform].
     #[arg(long, value_enum)]
     pub recurrent_init: Option<RecurrentInitArg>,
@@ -404,7 +411,12 @@ pub fn main(args: Args) -> Result<()> {
                 Some(RecurrentInitArg::Uniform) => RecurrentInit::Uniform,
                 Some(RecurrentInitArg::Orthogonal) => RecurrentInit::Orthogonal,
             },
-            gate_bias: args.gate_bias.unwrap_or(defaults.init.gate_bias),
+            gate_bias: match (args.chrono, args.gate_bias) {
+                (true, _) => GateBias::Chrono,
+                (false, Some(b)) => GateBias::Add(b),
+                (false, None) => defaults.init.gate_bias,
+            },
+            input_scale: args.input_scale.unwrap_or(defaults.init.input_scale),
         },
         augment: args.augment.unwrap_or(defaults.augment),
         collapse: (args.restarts != Some(0)).then(|| CollapseCheck {

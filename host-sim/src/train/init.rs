@@ -21,26 +21,52 @@ pub enum RecurrentInit {
     Orthogonal,
 }
 
+/// How the bias of the gate that keeps the previous state (LSTM forget gate `f`, GRU update
+/// gate `z`) starts; an Elman RNN has no such gate.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum GateBias {
+    /// PyTorch's bias plus this constant (0: PyTorch's), see [`Network::add_gate_bias`].
+    Add(f32),
+    /// Chrono initialisation (Tallec & Ollivier 2018): unit `k`'s keep-gate bias (both bias
+    /// vectors together) is `ln u_k`, `u_k ~ U(1, T − 1)` for sequences of `T` steps, so that
+    /// the units start with memory time scales spread from 1 step to the whole sequence; for
+    /// LSTM the input gate's bias is `−ln u_k`, so that a long-memory unit also starts writing
+    /// little.
+    Chrono,
+}
+
 /// Changes to PyTorch's initialisation, applied by [`InitConfig::apply`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct InitConfig {
     /// Recurrent matrices.
     pub recurrent: RecurrentInit,
-    /// Added to the initial bias of the gate that keeps the previous state (LSTM forget gate,
-    /// GRU update gate), see [`Network::add_gate_bias`]; ignored for an Elman RNN.
-    pub gate_bias: f32,
+    /// The keep-gate bias.
+    pub gate_bias: GateBias,
+    /// Multiplies the input weights `weight_ih` of the first layer (1: PyTorch's).
+    pub input_scale: f32,
 }
 
 impl InitConfig {
     /// PyTorch's initialisation unchanged.
     pub const PYTORCH: InitConfig = InitConfig {
         recurrent: RecurrentInit::Uniform,
-        gate_bias: 0.0,
+        gate_bias: GateBias::Add(0.0),
+        input_scale: 1.0,
     };
 
-    /// Applies the options to a network fresh from [`Network::init`]; `rng` is used only by
-    /// [`RecurrentInit::Orthogonal`].
-    pub fn apply<T: Real>(&self, net: &mut Network<T>, rng: &mut impl Rng) {
+    /// Applies the options to a network fresh from [`Network::init`]. `steps` is the typical
+    /// sequence length (the `T` of [`GateBias::Chrono`]); `rng` is used only by
+    /// [`RecurrentInit::Orthogonal`] and [`GateBias::Chrono`].
+    pub fn apply<T: Real>(&self, net: &mut Network<T>, steps: usize, rng: &mut impl Rng) {
+        let cast = |v: f64| T::from(v).unwrap_or_else(T::zero);
+        if self.input_scale != 1.0 {
+            if let Some(l) = net.layers.first_mut() {
+                let s = cast(f64::from(self.input_scale));
+                for w in &mut l.w_ih {
+                    *w = *w * s;
+                }
+            }
+        }
         if self.recurrent == RecurrentInit::Orthogonal {
             for layer in &mut net.layers {
                 let h = layer.hidden;
@@ -52,8 +78,26 @@ impl InitConfig {
                 }
             }
         }
-        if self.gate_bias != 0.0 && matches!(net.kind, CellKind::Gru | CellKind::Lstm) {
-            net.add_gate_bias(T::from(self.gate_bias).unwrap_or_else(T::zero));
+        let gated = matches!(net.kind, CellKind::Gru | CellKind::Lstm);
+        match self.gate_bias {
+            GateBias::Add(b) if b != 0.0 && gated => net.add_gate_bias(cast(f64::from(b))),
+            GateBias::Chrono if gated => {
+                let top = (steps.max(3) - 1) as f64;
+                let lstm = net.kind == CellKind::Lstm;
+                for l in &mut net.layers {
+                    let h = l.hidden;
+                    for k in 0..h {
+                        let b = rng.gen_range(1.0..top).ln();
+                        l.b_ih[h + k] = cast(b);
+                        l.b_hh[h + k] = T::zero();
+                        if lstm {
+                            l.b_ih[k] = cast(-b);
+                            l.b_hh[k] = T::zero();
+                        }
+                    }
+                }
+            }
+            _ => {}
         }
     }
 }
@@ -177,9 +221,9 @@ mod tests {
             let mut net = base.clone();
             let cfg = InitConfig {
                 recurrent: RecurrentInit::Orthogonal,
-                gate_bias: 0.0,
+                ..InitConfig::PYTORCH
             };
-            cfg.apply(&mut net, &mut rng(1, 4));
+            cfg.apply(&mut net, 10, &mut rng(1, 4));
             for (l, b) in net.layers.iter().zip(&base.layers) {
                 assert_eq!(l.w_hh.len(), kind.gates() * 36);
                 for block in l.w_hh.chunks_exact(36) {
@@ -196,7 +240,72 @@ mod tests {
     fn pytorch_config_changes_nothing() {
         let base: Network<f32> = Network::init(CellKind::Lstm, 3, 5, 1, 2, &mut rng(2, 1));
         let mut net = base.clone();
-        InitConfig::PYTORCH.apply(&mut net, &mut rng(2, 4));
+        InitConfig::PYTORCH.apply(&mut net, 10, &mut rng(2, 4));
         assert_eq!(net, base);
+    }
+
+    #[test]
+    fn chrono_spreads_the_keep_gate_over_the_sequence_length() {
+        for kind in [CellKind::Lstm, CellKind::Gru] {
+            let base: Network<f64> = Network::init(kind, 2, 64, 2, 3, &mut rng(3, 1));
+            let mut net = base.clone();
+            let cfg = InitConfig {
+                gate_bias: GateBias::Chrono,
+                ..InitConfig::PYTORCH
+            };
+            cfg.apply(&mut net, 100, &mut rng(3, 4));
+            for (l, b) in net.layers.iter().zip(&base.layers) {
+                let h = l.hidden;
+                let keep: Vec<f64> = (h..2 * h).map(|i| l.b_ih[i] + l.b_hh[i]).collect();
+                // ln U(1, 99): all in (0, ln 99), spread over most of it.
+                assert!(keep.iter().all(|&v| v > 0.0 && v < 99f64.ln()), "{keep:?}");
+                let (lo, hi) = keep
+                    .iter()
+                    .fold((9.0f64, 0.0f64), |(a, b), &v| (a.min(v), b.max(v)));
+                assert!(lo < 1.5 && hi > 4.0, "{kind:?}: {lo}..{hi}");
+                if kind == CellKind::Lstm {
+                    for k in 0..h {
+                        assert_eq!(l.b_ih[k] + l.b_hh[k], -keep[k], "input gate opposite");
+                    }
+                } else {
+                    assert_eq!(&l.b_ih[..h], &b.b_ih[..h], "GRU reset gate untouched");
+                }
+                // Other gates and all weights untouched.
+                assert_eq!(&l.b_ih[2 * h..], &b.b_ih[2 * h..]);
+                assert_eq!((&l.w_ih, &l.w_hh), (&b.w_ih, &b.w_hh));
+            }
+        }
+        // An Elman RNN has no keep gate.
+        let base: Network<f64> = Network::init(
+            CellKind::Rnn(Nonlinearity::Tanh),
+            2,
+            4,
+            1,
+            3,
+            &mut rng(3, 1),
+        );
+        let mut net = base.clone();
+        let cfg = InitConfig {
+            gate_bias: GateBias::Chrono,
+            ..InitConfig::PYTORCH
+        };
+        cfg.apply(&mut net, 100, &mut rng(3, 4));
+        assert_eq!(net, base);
+    }
+
+    #[test]
+    fn input_scale_multiplies_the_first_layers_input_weights() {
+        let base: Network<f32> = Network::init(CellKind::Gru, 3, 5, 2, 2, &mut rng(4, 1));
+        let mut net = base.clone();
+        let cfg = InitConfig {
+            input_scale: 2.0,
+            ..InitConfig::PYTORCH
+        };
+        cfg.apply(&mut net, 10, &mut rng(4, 4));
+        for (a, b) in net.layers[0].w_ih.iter().zip(&base.layers[0].w_ih) {
+            assert_eq!(*a, 2.0 * b);
+        }
+        assert_eq!(net.layers[1], base.layers[1]);
+        assert_eq!(net.layers[0].w_hh, base.layers[0].w_hh);
     }
 }

@@ -78,7 +78,7 @@ use dense::DenseParams;
 
 pub use augment::Augment;
 pub use collapse::CollapseCheck;
-pub use init::{InitConfig, RecurrentInit};
+pub use init::{GateBias, InitConfig, RecurrentInit};
 pub use schedule::{LrSchedule, Scheduler};
 
 /// The floating-point types BPTT runs in (`f32` for training, `f64` for gradient checks).
@@ -768,7 +768,7 @@ pub const STREAM_INIT: u64 = 1;
 pub const STREAM_SHUFFLE: u64 = 2;
 /// RNG stream for the validation split.
 pub const STREAM_SPLIT: u64 = 3;
-/// RNG stream for the orthogonal recurrent initialisation.
+/// RNG stream for the orthogonal recurrent and chrono initialisations.
 pub const STREAM_ORTHOGONAL: u64 = 4;
 /// RNG stream for the augmentations.
 pub const STREAM_AUGMENT: u64 = 6;
@@ -888,7 +888,9 @@ fn run(
         classes,
         &mut rng(seed, STREAM_INIT),
     );
-    cfg.init.apply(&mut net, &mut rng(seed, STREAM_ORTHOGONAL));
+    let typical_steps = train_set.iter().map(|s| s.steps).sum::<usize>() / train_set.len();
+    cfg.init
+        .apply(&mut net, typical_steps, &mut rng(seed, STREAM_ORTHOGONAL));
     let sizes: Vec<usize> = net.tensors().iter().map(|(_, t)| t.len()).collect();
     let mut opt = adam::Adam::new(cfg.lr, &sizes);
     let mut shuffle_rng = rng(seed, STREAM_SHUFFLE);
