@@ -6,7 +6,11 @@
 # table (test accuracy per seed, mean, min, training steps/s) on stdout.
 #
 #   host-sim/scripts/seeds_table.sh [--seeds "0 1 2 3 4"] [--datasets "GunPoint BasicMotions"]
-#                                   [--cells "gru lstm"] [--no-q15] [--bin PATH] [-- TRAIN ARGS…]
+#                                   [--cells "gru lstm"] [--no-q15] [--bin PATH] [--data DIR]
+#                                   [-- TRAIN ARGS…]
+#
+# --data DIR reads DIR/<dataset>_{TRAIN,TEST}.ts instead of the bundled data/ (e.g. other
+# UEA/UCR sets, to check that the defaults generalise).
 #
 # Uses the release binary (`cargo build --release -p tinyrnn-sim`) and one rayon thread per
 # run unless RAYON_NUM_THREADS is set, so steps/s compare across machines loads.
@@ -18,6 +22,7 @@ seeds="0 1 2 3 4"
 datasets="GunPoint BasicMotions"
 cells="gru lstm"
 q15=1
+data="$root/data"
 while [ $# -gt 0 ]; do
     case "$1" in
         --seeds) seeds="$2"; shift 2 ;;
@@ -25,6 +30,7 @@ while [ $# -gt 0 ]; do
         --cells) cells="$2"; shift 2 ;;
         --no-q15) q15=0; shift ;;
         --bin) bin="$2"; shift 2 ;;
+        --data) data="$2"; shift 2 ;;
         --) shift; break ;;
         *) echo "seeds_table.sh: unknown option $1 (train arguments go after --)" >&2; exit 2 ;;
     esac
@@ -40,8 +46,8 @@ pct() { awk -v a="$1" 'BEGIN { printf "%.1f", 100 * a }'; }
 echo "| dataset | cell | f32 test accuracy, seeds ${seeds// //} | mean | min | q15 mean | q15 min | max \|q15 − f32\| | restarts | steps/s |"
 echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"
 for ds in $datasets; do
-    tr="$root/data/${ds}_TRAIN.ts"
-    te="$root/data/${ds}_TEST.ts"
+    tr="$data/${ds}_TRAIN.ts"
+    te="$data/${ds}_TEST.ts"
     for cell in $cells; do
         f32s=() q15s=() sps=() restarts=0 gap=0
         for seed in $seeds; do

@@ -121,9 +121,11 @@ pub struct Args {
     /// spread from one step to the mean training length.
     #[arg(long, conflicts_with = "gate_bias")]
     pub chrono: bool,
-    /// Multiplies the initial input weights of the first layer [default: 1].
-    #[arg(long)]
-    pub input_scale: Option<f32>,
+    /// Initial spread of the first layer's input weights: `U(±√(3/I)·S)` for `I` channels,
+    /// so that each gate's input part starts with standard deviation S for normalised data
+    /// [default: PyTorch's U(±1/√H)].
+    #[arg(long, value_name = "S")]
+    pub input_std: Option<f32>,
     /// Initialisation of the recurrent weights [default: uniform].
     #[arg(long, value_enum)]
     pub recurrent_init: Option<RecurrentInitArg>,
@@ -416,7 +418,7 @@ pub fn main(args: Args) -> Result<()> {
                 (false, Some(b)) => GateBias::Add(b),
                 (false, None) => defaults.init.gate_bias,
             },
-            input_scale: args.input_scale.unwrap_or(defaults.init.input_scale),
+            input_std: args.input_std.or(defaults.init.input_std),
         },
         augment: args.augment.unwrap_or(defaults.augment),
         collapse: (args.restarts != Some(0)).then(|| CollapseCheck {

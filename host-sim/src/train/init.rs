@@ -42,8 +42,12 @@ pub struct InitConfig {
     pub recurrent: RecurrentInit,
     /// The keep-gate bias.
     pub gate_bias: GateBias,
-    /// Multiplies the input weights `weight_ih` of the first layer (1: PyTorch's).
-    pub input_scale: f32,
+    /// Scale of the first layer's input weights `weight_ih`: `Some(s)` rescales PyTorch's
+    /// draws to `U(-√(3/I)·s, √(3/I)·s)` for `I` inputs, so that for inputs of unit variance
+    /// (normalised) the input part of every gate's pre-activation starts with standard
+    /// deviation `s` whatever the number of channels; `None` keeps PyTorch's `U(-1/√H, 1/√H)`,
+    /// whose input part grows with `I` and shrinks with `H`.
+    pub input_std: Option<f32>,
 }
 
 impl InitConfig {
@@ -51,7 +55,7 @@ impl InitConfig {
     pub const PYTORCH: InitConfig = InitConfig {
         recurrent: RecurrentInit::Uniform,
         gate_bias: GateBias::Add(0.0),
-        input_scale: 1.0,
+        input_std: None,
     };
 
     /// Applies the options to a network fresh from [`Network::init`]. `steps` is the typical
@@ -59,12 +63,11 @@ impl InitConfig {
     /// [`RecurrentInit::Orthogonal`] and [`GateBias::Chrono`].
     pub fn apply<T: Real>(&self, net: &mut Network<T>, steps: usize, rng: &mut impl Rng) {
         let cast = |v: f64| T::from(v).unwrap_or_else(T::zero);
-        if self.input_scale != 1.0 {
-            if let Some(l) = net.layers.first_mut() {
-                let s = cast(f64::from(self.input_scale));
-                for w in &mut l.w_ih {
-                    *w = *w * s;
-                }
+        if let (Some(s), Some(l)) = (self.input_std, net.layers.first_mut()) {
+            // PyTorch drew U(-1/√H, 1/√H); the factor maps that onto U(-√(3/I)·s, √(3/I)·s).
+            let f = cast(f64::from(s) * (3.0 * l.hidden as f64 / l.input.max(1) as f64).sqrt());
+            for w in &mut l.w_ih {
+                *w = *w * f;
             }
         }
         if self.recurrent == RecurrentInit::Orthogonal {
@@ -293,19 +296,39 @@ mod tests {
         assert_eq!(net, base);
     }
 
+    /// With `input_std = s` the input part of a gate's pre-activation, `W_ih x` for `x` of
+    /// unit variance, has standard deviation about `s` for any number of inputs.
     #[test]
-    fn input_scale_multiplies_the_first_layers_input_weights() {
-        let base: Network<f32> = Network::init(CellKind::Gru, 3, 5, 2, 2, &mut rng(4, 1));
-        let mut net = base.clone();
-        let cfg = InitConfig {
-            input_scale: 2.0,
-            ..InitConfig::PYTORCH
-        };
-        cfg.apply(&mut net, 10, &mut rng(4, 4));
-        for (a, b) in net.layers[0].w_ih.iter().zip(&base.layers[0].w_ih) {
-            assert_eq!(*a, 2.0 * b);
+    fn input_std_sets_the_spread_of_the_input_part_of_every_gate() {
+        for inputs in [1, 6, 24] {
+            let base: Network<f64> =
+                Network::init(CellKind::Lstm, inputs, 64, 2, 2, &mut rng(4, 1));
+            let mut net = base.clone();
+            let cfg = InitConfig {
+                input_std: Some(0.3),
+                ..InitConfig::PYTORCH
+            };
+            cfg.apply(&mut net, 10, &mut rng(4, 4));
+            let w = &net.layers[0].w_ih;
+            let bound = (3.0 / inputs as f64).sqrt() * 0.3;
+            assert!(w.iter().all(|v| v.abs() <= bound), "inputs {inputs}");
+            // Var(W x) = I · Var(w) for independent unit-variance inputs.
+            let var = inputs as f64 * w.iter().map(|v| v * v).sum::<f64>() / w.len() as f64;
+            assert!(
+                (var.sqrt() - 0.3).abs() < 0.03,
+                "inputs {inputs}: {}",
+                var.sqrt()
+            );
+            // Same draws, rescaled: the signs and the order stay.
+            let f = w[0] / base.layers[0].w_ih[0];
+            for (a, b) in w.iter().zip(&base.layers[0].w_ih) {
+                assert!((a - f * b).abs() < 1e-12);
+            }
+            assert_eq!(
+                net.layers[1], base.layers[1],
+                "deeper layers keep PyTorch's"
+            );
+            assert_eq!(net.layers[0].w_hh, base.layers[0].w_hh);
         }
-        assert_eq!(net.layers[1], base.layers[1]);
-        assert_eq!(net.layers[0].w_hh, base.layers[0].w_hh);
     }
 }
