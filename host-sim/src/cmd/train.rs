@@ -121,9 +121,10 @@ pub struct Args {
     /// spread from one step to the mean training length.
     #[arg(long, conflicts_with = "gate_bias")]
     pub chrono: bool,
-    /// Initial spread of the first layer's input weights: `U(±√(3/I)·S)` for `I` channels,
-    /// so that each gate's input part starts with standard deviation S for normalised data
-    /// [default: PyTorch's U(±1/√H)].
+    /// Lowest initial spread of the first layer's input weights: PyTorch's `U(±1/√H)` is
+    /// scaled up to `U(±√(3/I)·S)` for `I` channels where that is wider, so that each gate's
+    /// input part starts with a standard deviation of at least S for normalised data
+    /// [default: PyTorch's spread].
     #[arg(long, value_name = "S")]
     pub input_std: Option<f32>,
     /// Initialisation of the recurrent weights [default: uniform].
