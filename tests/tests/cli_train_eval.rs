@@ -98,6 +98,7 @@ fn train_small(dir: &Path, name: &str, extra: &[&str]) -> (PathBuf, Value) {
         &"3",
         &"--hidden",
         &"8",
+        &"--no-extend",
         &"--out",
         &model,
         &"--json",
@@ -251,7 +252,10 @@ fn train_restarts_a_collapsed_run_and_says_so() {
     let (v, log) = run("3", &["--restarts", "2", "--collapse-epochs", "2"]);
     assert_eq!(v["restarts"], 2, "{v}");
     assert_eq!(v["seed"], restart_seed(5, 2), "{v}");
-    assert_eq!(v["epochs"], 3, "the last run is trained to the end: {v}");
+    assert_eq!(
+        v["epochs"], 6,
+        "the last run is trained to the end, extended to twice --epochs as it never fits: {v}"
+    );
     assert_eq!(v["train_accuracy"], 0.5);
     assert!(model.is_file(), "a model is written after the restarts");
     let said: Vec<&str> = log.lines().filter(|l| l.contains("collapsed")).collect();
@@ -362,6 +366,11 @@ fn train_rejects_bad_input() {
         "test width mismatch",
         &train(&bm, &["--test", gp]),
         &["GunPoint_TEST.ts", "channels"],
+    );
+    assert_clean_failure(
+        "--input-std 0",
+        &train(&bm, &["--input-std", "0"]),
+        &["--input-std"],
     );
     assert_clean_failure(
         "--collapse-epochs 0",

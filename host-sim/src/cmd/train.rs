@@ -5,7 +5,8 @@
 //! writes the best weights as a safetensors model file (`rnn.*`, `head.*` keys; class names,
 //! normalisation and cell kind in the metadata) that `tinyrnn run` and PyTorch both load.
 //!
-//! The defaults are [`TrainConfig::new`]'s: GRU, 32 hidden units, 1 layer, 100 epochs, batch
+//! The defaults are [`TrainConfig::new`]'s: GRU, 32 hidden units, 1 layer, 100 epochs (up to
+//! 200 while the training split is not fit), batch
 //! 8, constant Adam lr 5e-3, gradient norm clipped to 1.0, no validation split, seed 0, the
 //! per-cell initialisation chosen by measurement, no augmentation, and a run still near chance
 //! after 20 epochs restarted from a seed derived from `--seed` (up to 3 times; said on stderr
@@ -96,9 +97,14 @@ pub struct Args {
     /// Stacked recurrent layers.
     #[arg(long, default_value_t = 1)]
     pub layers: usize,
-    /// Maximum number of epochs.
+    /// Number of epochs (fewer with early stopping).
     #[arg(long, default_value_t = 100)]
     pub epochs: usize,
+    /// Stop after `--epochs` even if the training split is not fit yet. By default a run goes
+    /// on, up to twice `--epochs`, until an epoch gets every training sequence right
+    /// (not with `--schedule cosine`, whose rate is 0 by then).
+    #[arg(long)]
+    pub no_extend: bool,
     /// Sequences per mini-batch.
     #[arg(long, default_value_t = 8)]
     pub batch: usize,
@@ -114,7 +120,8 @@ pub struct Args {
     /// Epochs without improvement before `--schedule plateau` halves the learning rate.
     #[arg(long, default_value_t = 10)]
     pub plateau_patience: usize,
-    /// Added to the initial bias of the GRU update gate / LSTM forget gate [default: 0]. A
+    /// Added to the initial bias of the GRU update gate / LSTM forget gate [default: 1 for
+    /// LSTM, 0 otherwise]. A
     /// positive value makes the initial network keep its state longer, so that gradients
     /// from the last step reach early steps of long sequences.
     #[arg(long, allow_negative_numbers = true)]
@@ -126,7 +133,7 @@ pub struct Args {
     /// Lowest initial spread of the first layer's input weights: PyTorch's `U(±1/√H)` is
     /// scaled up to `U(±√(3/I)·S)` for `I` channels where that is wider, so that each gate's
     /// input part starts with a standard deviation of at least S for normalised data
-    /// [default: PyTorch's spread].
+    /// [default: 0.25].
     #[arg(long, value_name = "S")]
     pub input_std: Option<f32>,
     /// Initialisation of the recurrent weights [default: uniform].
@@ -308,6 +315,9 @@ fn check_args(a: &Args) -> Result<()> {
     if let Some(b) = a.gate_bias.filter(|b| !b.is_finite()) {
         bail!("--gate-bias must be a finite number, got {b}");
     }
+    if let Some(v) = a.input_std.filter(|v| !(v.is_finite() && *v > 0.0)) {
+        bail!("--input-std must be a positive number, got {v}");
+    }
     if a.collapse_epochs == Some(0) {
         bail!("--collapse-epochs must be at least 1");
     }
@@ -326,6 +336,7 @@ fn config(a: &Args, kind: CellKind, validation: bool) -> TrainConfig {
         hidden: a.hidden,
         layers: a.layers,
         epochs: a.epochs,
+        extend_until_fit: !a.no_extend && defaults.extend_until_fit,
         batch: a.batch,
         lr: a.lr,
         seed: a.seed,
@@ -469,14 +480,23 @@ pub fn main(args: Args) -> Result<()> {
                 r.train_loss,
                 100.0 * r.train_accuracy
             );
+            // Past `--epochs` the run is extended until the training split is fit.
+            let of = if r.epoch > args.epochs {
+                format!("{} + extension", args.epochs)
+            } else {
+                args.epochs.to_string()
+            };
             match &bar {
                 Some(pb) => {
+                    if r.epoch as u64 > pb.length().unwrap_or(0) {
+                        pb.set_length(r.epoch as u64);
+                    }
                     pb.set_position(r.epoch as u64);
                     pb.set_message(line);
                 }
                 None => {
                     if r.epoch % every == 0 || r.epoch == 1 {
-                        eprintln!("epoch {:>4}/{}: {line}", r.epoch, args.epochs);
+                        eprintln!("epoch {:>4}/{of}: {line}", r.epoch);
                     }
                 }
             }

@@ -521,6 +521,7 @@ mod tests {
                 seed,
                 augment,
                 collapse: None,
+                extend_until_fit: false,
                 ..TrainConfig::new(CellKind::Lstm)
             };
             train(&cfg, 2, 2, &set, &[], &mut |_| {}).unwrap()

@@ -119,6 +119,7 @@ mod tests {
             lr: 0.05,
             seed: 9,
             collapse: check,
+            extend_until_fit: false,
             ..TrainConfig::new(CellKind::Gru)
         }
     }
@@ -173,6 +174,25 @@ mod tests {
         // Deterministic, restarts included.
         let (again, _) = run(false, &cfg);
         assert_eq!((again.net, again.restarts), (out.net, out.restarts));
+    }
+
+    /// A run not fit after `epochs` goes on up to twice as long; one that is fit stops.
+    #[test]
+    fn an_unfit_run_is_extended_up_to_twice_its_epochs() {
+        let cfg = TrainConfig {
+            extend_until_fit: true,
+            ..small_config(None)
+        };
+        let (out, _) = run(false, &cfg);
+        assert_eq!(out.history.len(), 6, "never fit: 3 + 3 epochs");
+        let (out, _) = run(true, &cfg);
+        let fit = out.history.iter().position(|r| r.train_accuracy >= 1.0);
+        assert!(fit.is_some_and(|e| e < 6), "{:?}", out.history);
+        assert_eq!(
+            out.history.len(),
+            fit.unwrap().max(2) + 1,
+            "stops once fit, after 3"
+        );
     }
 
     #[test]
