@@ -6,7 +6,7 @@
 //! normalisation and cell kind in the metadata) that `tinyrnn run` and PyTorch both load.
 //!
 //! The defaults are [`TrainConfig::new`]'s: GRU, 32 hidden units, 1 layer, 100 epochs (up to
-//! 200 while the training split is not fit), batch
+//! 200 while the training loss is above 0.01), batch
 //! 8, constant Adam lr 5e-3, gradient norm clipped to 1.0, no validation split, seed 0, the
 //! per-cell initialisation chosen by measurement, no augmentation, and a run still near chance
 //! after 20 epochs restarted from a seed derived from `--seed` (up to 3 times; said on stderr
@@ -101,8 +101,8 @@ pub struct Args {
     #[arg(long, default_value_t = 100)]
     pub epochs: usize,
     /// Stop after `--epochs` even if the training split is not fit yet. By default a run goes
-    /// on, up to twice `--epochs`, until an epoch gets every training sequence right
-    /// (not with `--schedule cosine`, whose rate is 0 by then).
+    /// on, up to twice `--epochs`, until the training loss is below 0.01 (not with `--schedule
+    /// cosine`, whose rate is 0 by then).
     #[arg(long)]
     pub no_extend: bool,
     /// Sequences per mini-batch.

@@ -185,14 +185,23 @@ mod tests {
         };
         let (out, _) = run(false, &cfg);
         assert_eq!(out.history.len(), 6, "never fit: 3 + 3 epochs");
+        // Learnable at a high rate: the first epoch from the third on whose training loss is
+        // below FIT_LOSS ends the run.
+        let cfg = TrainConfig { lr: 0.2, ..cfg };
         let (out, _) = run(true, &cfg);
-        let fit = out.history.iter().position(|r| r.train_accuracy >= 1.0);
-        assert!(fit.is_some_and(|e| e < 6), "{:?}", out.history);
+        let fit = out
+            .history
+            .iter()
+            .skip(2)
+            .position(|r| r.fit_loss.is_some_and(|l| l < super::super::FIT_LOSS))
+            .map(|i| i + 3);
         assert_eq!(
-            out.history.len(),
-            fit.unwrap().max(2) + 1,
-            "stops once fit, after 3"
+            Some(out.history.len()),
+            fit,
+            "stops once fit: {:?}",
+            out.history
         );
+        assert!(out.history.len() < 6, "{:?}", out.history);
     }
 
     #[test]

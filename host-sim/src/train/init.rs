@@ -271,8 +271,8 @@ mod tests {
                     .fold((9.0f64, 0.0f64), |(a, b), &v| (a.min(v), b.max(v)));
                 assert!(lo < 1.5 && hi > 4.0, "{kind:?}: {lo}..{hi}");
                 if kind == CellKind::Lstm {
-                    for k in 0..h {
-                        assert_eq!(l.b_ih[k] + l.b_hh[k], -keep[k], "input gate opposite");
+                    for (k, kb) in keep.iter().enumerate() {
+                        assert_eq!(l.b_ih[k] + l.b_hh[k], -kb, "input gate opposite");
                     }
                 } else {
                     assert_eq!(&l.b_ih[..h], &b.b_ih[..h], "GRU reset gate untouched");

@@ -643,9 +643,10 @@ pub struct TrainConfig {
     /// Number of epochs (fewer with early stopping, more with `extend_until_fit`).
     pub epochs: usize,
     /// Whether a run that has not fit its training split after `epochs` epochs goes on, up to
-    /// `epochs` more, until an epoch classifies every training loss term right in its
-    /// mini-batches. A run that fits early stops at `epochs` and is not over-trained; one still
-    /// learning gets the time. Not with a cosine schedule, whose rate has reached 0 by then.
+    /// `epochs` more, until an epoch's training loss is below [`FIT_LOSS`] (the loss of the
+    /// weights after the epoch without validation data, the running loss with it). A run that
+    /// fits early stops at `epochs` and is not over-trained; one still learning gets the time.
+    /// Not with a cosine schedule, whose rate has reached 0 by then.
     pub extend_until_fit: bool,
     /// Sequences per mini-batch.
     pub batch: usize,
@@ -671,8 +672,8 @@ pub struct TrainConfig {
 
 impl TrainConfig {
     /// The defaults of `tinyrnn train` for `kind` (see the README for the measurements they
-    /// were chosen by): one layer of 32 units, 100 epochs (up to 200 while the training split
-    /// is not fit) of mini-batches of 8, Adam at 5e-3,
+    /// were chosen by): one layer of 32 units, 100 epochs (up to 200 while the training loss
+    /// is above [`FIT_LOSS`]) of mini-batches of 8, Adam at 5e-3,
     /// gradient norm clipped to 1, full BPTT, seed 0, no early stopping, the LSTM forget-gate
     /// bias raised by 1, the input weights' spread at least 0.25 ([`InitConfig::input_std`]),
     /// PyTorch's initialisation otherwise, no augmentation, and
@@ -785,6 +786,16 @@ pub const STREAM_SPLIT: u64 = 3;
 pub const STREAM_ORTHOGONAL: u64 = 4;
 /// RNG stream for the augmentations.
 pub const STREAM_AUGMENT: u64 = 6;
+
+/// Training loss below which a run counts as having fit its training split (the right class
+/// gets about 99 % probability on average).
+pub const FIT_LOSS: f64 = 0.01;
+
+/// Whether the epoch's training loss (of the weights after it where that was measured, else
+/// the running one) is below [`FIT_LOSS`].
+fn is_fit(r: &EpochRecord) -> bool {
+    r.fit_loss.unwrap_or(r.train_loss) < FIT_LOSS
+}
 
 /// How one run of [`run`] ended.
 enum RunEnd {
@@ -921,11 +932,7 @@ fn run(
         _ => 0,
     };
     for epoch in 1..=cfg.epochs + extend {
-        if epoch > cfg.epochs
-            && history
-                .last()
-                .is_some_and(|r: &EpochRecord| r.train_accuracy >= 1.0)
-        {
+        if epoch > cfg.epochs && history.last().is_some_and(is_fit) {
             break;
         }
         order.shuffle(&mut shuffle_rng);
