@@ -98,6 +98,7 @@ fn train_small(dir: &Path, name: &str, extra: &[&str]) -> (PathBuf, Value) {
         &"3",
         &"--hidden",
         &"8",
+        &"--no-extend",
         &"--out",
         &model,
         &"--json",
@@ -208,6 +209,115 @@ fn train_quantize_eval_end_to_end() {
     );
 }
 
+/// Every series the same, labels alternating: no model beats chance (50 %), so every checked
+/// run collapses, deterministically.
+fn write_same_series(dir: &Path) -> PathBuf {
+    let path = dir.join("same.ts");
+    let mut text =
+        String::from("@problemName Same\n@univariate true\n@classLabel true a b\n@data\n");
+    for i in 0..8 {
+        text.push_str(&format!("1,3,2,5,4:{}\n", ["a", "b"][i % 2]));
+    }
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn train_restarts_a_collapsed_run_and_says_so() {
+    use tinyrnn_sim::train::collapse::restart_seed;
+    let tmp = TempDir::new().unwrap();
+    let same = write_same_series(tmp.path());
+    let model = tmp.path().join("m.safetensors");
+    let run = |epochs: &str, extra: &[&str]| {
+        let mut args = os(&[
+            &"train",
+            &"--train",
+            &same,
+            &"--epochs",
+            &epochs,
+            &"--hidden",
+            &"4",
+            &"--seed",
+            &"5",
+            &"--out",
+            &model,
+            &"--json",
+        ]);
+        args.extend(extra.iter().map(OsString::from));
+        let out = tinyrnn(&args);
+        assert_ok("train", &out);
+        let v: Value = serde_json::from_str(out.stdout.trim())
+            .unwrap_or_else(|e| panic!("train --json is not JSON ({e}):\n{}", out.stdout));
+        (v, out.stderr)
+    };
+
+    let (v, log) = run("3", &["--restarts", "2", "--collapse-epochs", "2"]);
+    assert_eq!(v["restarts"], 2, "{v}");
+    assert_eq!(v["seed"], restart_seed(5, 2), "{v}");
+    assert_eq!(
+        v["epochs"], 6,
+        "the last run is trained to the end, extended to twice --epochs as it never fits: {v}"
+    );
+    assert_eq!(v["train_accuracy"], 0.5);
+    assert!(model.is_file(), "a model is written after the restarts");
+    let said: Vec<&str> = log.lines().filter(|l| l.contains("collapsed")).collect();
+    assert_eq!(said.len(), 2, "one log line per restart:\n{log}");
+    for (line, (from, to)) in said.iter().zip([
+        (5, restart_seed(5, 1)),
+        (restart_seed(5, 1), restart_seed(5, 2)),
+    ]) {
+        for needle in [
+            format!("seed {from}:"),
+            "training accuracy 50.0% after 2 epochs, below 62.5%".to_string(),
+            format!("restarting with seed {to}"),
+        ] {
+            assert!(line.contains(&needle), "no `{needle}` in: {line}");
+        }
+    }
+
+    // The defaults check too (3 restarts after 20 epochs); `--restarts 0` turns it off.
+    let (v, _) = run("21", &[]);
+    assert_eq!(
+        (v["restarts"].as_u64(), v["seed"].as_u64()),
+        (Some(3), Some(restart_seed(5, 3)))
+    );
+    let (v, log) = run("3", &["--restarts", "0", "--collapse-epochs", "1"]);
+    assert_eq!(
+        (v["restarts"].as_u64(), v["seed"].as_u64()),
+        (Some(0), Some(5)),
+        "{v}"
+    );
+    assert!(!log.contains("collapsed"), "{log}");
+}
+
+#[test]
+fn train_with_augmentation_runs_and_is_deterministic() {
+    let tmp = TempDir::new().unwrap();
+    let (a, sa) = train_small(
+        tmp.path(),
+        "a.safetensors",
+        &["--augment", "jitter,scale,warp=0.3,crop"],
+    );
+    let (b, sb) = train_small(
+        tmp.path(),
+        "b.safetensors",
+        &["--augment", "jitter,scale,warp=0.3,crop"],
+    );
+    let (c, _) = train_small(tmp.path(), "c.safetensors", &[]);
+    let weights = |p: &Path| {
+        let m = tinyrnn_sim::model_file::FloatModel::load(p, None).unwrap();
+        (m.layers, m.head)
+    };
+    assert!(
+        weights(&a) == weights(&b),
+        "same seed, same augmented model"
+    );
+    assert!(weights(&a) != weights(&c), "augmentation changes the model");
+    assert_eq!(sa["test_accuracy"], sb["test_accuracy"]);
+    // Crops shorten the series trained on; throughput still counts the steps trained.
+    assert!(sa["steps_per_second"].as_f64().unwrap() > 0.0);
+}
+
 #[test]
 fn eval_matches_classes_by_index_without_class_names() {
     // A PyTorch state_dict (I=6, 4 outputs, no metadata) against BasicMotions' 4 classes.
@@ -259,6 +369,31 @@ fn train_rejects_bad_input() {
         &train(&bm, &["--test", gp]),
         &["GunPoint_TEST.ts", "channels"],
     );
+    assert_clean_failure(
+        "--input-std 0",
+        &train(&bm, &["--input-std", "0"]),
+        &["--input-std"],
+    );
+    assert_clean_failure(
+        "--collapse-epochs 0",
+        &train(&bm, &["--collapse-epochs", "0"]),
+        &["--collapse-epochs"],
+    );
+    // Argument parsing (clap) errors: exit code 2 and the reason, no panic.
+    for (bad, needle) in [
+        ("shift", "unknown augmentation `shift`"),
+        ("crop=1.5", "crop: strength must be a number [0, 1)"),
+        ("jitter=x", "jitter: `x` is not a number"),
+    ] {
+        let out = train(&bm, &["--augment", bad]);
+        assert_eq!(out.code, Some(2), "--augment {bad}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(needle),
+            "--augment {bad}: {}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    }
     assert!(!out_model.exists(), "a failed train wrote a model");
 }
 

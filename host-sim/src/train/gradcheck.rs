@@ -248,20 +248,6 @@ fn stratified_split_keeps_every_class_in_training() {
 }
 
 #[test]
-fn cosine_schedule_warms_up_then_decays_to_zero() {
-    let s = LrSchedule::Cosine { warmup_epochs: 1 };
-    let (lr, total, warmup) = (1.0f32, 12, 2);
-    assert_eq!(s.rate(lr, 0, total, warmup), 0.5);
-    assert_eq!(s.rate(lr, 1, total, warmup), 1.0);
-    assert_eq!(s.rate(lr, 2, total, warmup), 1.0);
-    assert!((s.rate(lr, 7, total, warmup) - 0.5).abs() < 1e-6);
-    let rates: Vec<f32> = (2..total).map(|i| s.rate(lr, i, total, warmup)).collect();
-    assert!(rates.windows(2).all(|w| w[1] < w[0]), "{rates:?}");
-    assert!(rates[rates.len() - 1] < 0.03);
-    assert_eq!(LrSchedule::Constant.rate(0.1, 5, total, warmup), 0.1);
-}
-
-#[test]
 fn gate_bias_shifts_only_the_second_gate_block() {
     let base = random_net(CellKind::Gru, 2, 3);
     let mut net = base.clone();

@@ -48,11 +48,15 @@
 //! step is still taken per mini-batch (not per window).
 
 pub mod adam;
+pub mod augment;
+pub mod collapse;
 pub mod dense;
 pub mod gru;
+pub mod init;
 mod linalg;
 pub mod lstm;
 pub mod rnn;
+pub mod schedule;
 
 #[cfg(test)]
 mod gradcheck;
@@ -71,6 +75,11 @@ use rayon::prelude::*;
 
 use crate::model_file::{CellKind, FloatModel, HeadWeights, LayerWeights, ModelMeta};
 use dense::DenseParams;
+
+pub use augment::Augment;
+pub use collapse::CollapseCheck;
+pub use init::{GateBias, InitConfig, RecurrentInit};
+pub use schedule::{LrSchedule, Scheduler};
 
 /// The floating-point types BPTT runs in (`f32` for training, `f64` for gradient checks).
 pub trait Real: Float + AddAssign + SubAssign + Send + Sync + Debug + 'static {}
@@ -622,7 +631,7 @@ pub fn evaluate(net: &Network<f32>, samples: &[Sample<'_>]) -> Stats {
     total
 }
 
-/// Training hyper-parameters.
+/// Training hyper-parameters. [`TrainConfig::new`] gives the defaults of `tinyrnn train`.
 #[derive(Clone, Debug)]
 pub struct TrainConfig {
     /// Cell kind.
@@ -631,13 +640,19 @@ pub struct TrainConfig {
     pub hidden: usize,
     /// Recurrent layers.
     pub layers: usize,
-    /// Maximum number of epochs.
+    /// Number of epochs (fewer with early stopping, more with `extend_until_fit`).
     pub epochs: usize,
+    /// Whether a run that has not fit its training split after `epochs` epochs goes on, up to
+    /// `epochs` more, until an epoch's training loss is below [`FIT_LOSS`] (the loss of the
+    /// weights after the epoch without validation data, the running loss with it). A run that
+    /// fits early stops at `epochs` and is not over-trained; one still learning gets the time.
+    /// Not with a cosine schedule, whose rate has reached 0 by then.
+    pub extend_until_fit: bool,
     /// Sequences per mini-batch.
     pub batch: usize,
     /// Adam learning rate.
     pub lr: f32,
-    /// Seed for initialisation and shuffling.
+    /// Seed for initialisation, shuffling and augmentation (restarts derive theirs from it).
     pub seed: u64,
     /// Truncated-BPTT window (`None`: full BPTT).
     pub bptt_window: Option<usize>,
@@ -647,45 +662,69 @@ pub struct TrainConfig {
     pub patience: Option<usize>,
     /// Learning-rate schedule over the run (`lr` is its peak).
     pub schedule: LrSchedule,
-    /// Added to the initial forget-gate (LSTM) / update-gate (GRU) bias, see
-    /// [`Network::add_gate_bias`] (0: PyTorch's initialisation).
-    pub gate_bias: f32,
+    /// Changes to PyTorch's initialisation.
+    pub init: InitConfig,
+    /// Augmentation of the training series, drawn anew every epoch.
+    pub augment: Augment,
+    /// Restart a run still at chance after some epochs (`None`: never check).
+    pub collapse: Option<CollapseCheck>,
 }
 
-/// How the learning rate moves over a run of `epochs` epochs of `b` mini-batches each, i.e.
-/// `N = epochs · b` optimiser steps. The rate is set before every step.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum LrSchedule {
-    /// `lr` at every step.
-    Constant,
-    /// Linear warm-up from `lr / W` to `lr` over the first `W = warmup_epochs · b` steps, then
-    /// half a cosine from `lr` down to 0 over the remaining steps (SGDR without restarts,
-    /// Loshchilov & Hutter 2017; PyTorch `LinearLR` then `CosineAnnealingLR(eta_min = 0)`,
-    /// stepped per mini-batch). Large steps early explore, small steps late settle into a
-    /// minimum instead of bouncing out of it.
-    Cosine {
-        /// Warm-up length in epochs (0: none).
-        warmup_epochs: usize,
-    },
-}
-
-impl LrSchedule {
-    /// The rate of optimiser step `step` (0-based) of `total`, `warmup` of which warm up, for
-    /// a peak rate `lr`.
-    pub fn rate(self, lr: f32, step: usize, total: usize, warmup: usize) -> f32 {
-        match self {
-            LrSchedule::Constant => lr,
-            LrSchedule::Cosine { .. } => {
-                let warmup = warmup.min(total.saturating_sub(1));
-                if step < warmup {
-                    return lr * (step + 1) as f32 / warmup as f32;
-                }
-                let span = total.saturating_sub(warmup).max(1) as f64;
-                let progress = ((step - warmup) as f64 / span).min(1.0);
-                (f64::from(lr) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())) as f32
-            }
+impl TrainConfig {
+    /// The defaults of `tinyrnn train` for `kind` (see the README for the measurements they
+    /// were chosen by): one layer of 32 units, 100 epochs (up to 200 while the training loss
+    /// is above [`FIT_LOSS`]) of mini-batches of 8, Adam at 5e-3,
+    /// gradient norm clipped to 1, full BPTT, seed 0, no early stopping, the LSTM forget-gate
+    /// bias raised by 1, the input weights' spread at least 0.25 ([`InitConfig::input_std`]),
+    /// PyTorch's initialisation otherwise, no augmentation, and
+    /// a collapsed run restarted ([`CollapseCheck::DEFAULT`]).
+    pub fn new(kind: CellKind) -> TrainConfig {
+        TrainConfig {
+            kind,
+            hidden: 32,
+            layers: 1,
+            epochs: 100,
+            extend_until_fit: true,
+            batch: 8,
+            lr: 5e-3,
+            seed: 0,
+            bptt_window: None,
+            clip: Some(1.0),
+            patience: None,
+            schedule: LrSchedule::Constant,
+            init: InitConfig {
+                gate_bias: GateBias::Add(if kind == CellKind::Lstm { 1.0 } else { 0.0 }),
+                input_std: Some(0.25),
+                ..InitConfig::PYTORCH
+            },
+            augment: Augment::OFF,
+            collapse: Some(CollapseCheck::DEFAULT),
         }
     }
+}
+
+/// One restart of a collapsed run, as reported by [`train`].
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct Restart {
+    /// Seed of the run that collapsed.
+    pub seed: u64,
+    /// Epoch at which it was found collapsed.
+    pub epoch: usize,
+    /// Its best training accuracy up to then.
+    pub train_accuracy: f64,
+    /// The accuracy it had to reach ([`CollapseCheck::threshold`]).
+    pub threshold: f64,
+    /// Seed of the next run.
+    pub next_seed: u64,
+}
+
+/// What [`train`] reports while it runs.
+#[derive(Clone, Copy, Debug)]
+pub enum TrainEvent<'a> {
+    /// An epoch ended (epochs count from 1 again after a restart).
+    Epoch(&'a EpochRecord),
+    /// A run collapsed and training starts again from another seed.
+    Restart(&'a Restart),
 }
 
 /// One epoch's numbers.
@@ -714,13 +753,18 @@ pub struct TrainOutcome {
     /// The best network: lowest validation loss, or without validation data the lowest loss
     /// on the training set (measured after each epoch with the weights fixed).
     pub net: Network<f32>,
-    /// One record per epoch run.
+    /// One record per epoch of the run that produced `net`.
     pub history: Vec<EpochRecord>,
     /// 1-based epoch of `net`.
     pub best_epoch: usize,
-    /// Sequence-steps processed by forward + backward passes.
+    /// Seed of the run that produced `net` (the configured one unless a run restarted).
+    pub seed: u64,
+    /// The restarts before that run, in order.
+    pub restarts: Vec<Restart>,
+    /// Sequence-steps processed by forward + backward passes (all runs).
     pub trained_steps: u64,
-    /// Seconds spent in forward, backward and optimiser steps (validation excluded).
+    /// Seconds spent in forward, backward and optimiser steps (all runs; validation
+    /// excluded).
     pub train_seconds: f64,
 }
 
@@ -738,16 +782,45 @@ pub const STREAM_INIT: u64 = 1;
 pub const STREAM_SHUFFLE: u64 = 2;
 /// RNG stream for the validation split.
 pub const STREAM_SPLIT: u64 = 3;
+/// RNG stream for the orthogonal recurrent and chrono initialisations.
+pub const STREAM_ORTHOGONAL: u64 = 4;
+/// RNG stream for the augmentations.
+pub const STREAM_AUGMENT: u64 = 6;
+
+/// Training loss below which a run counts as having fit its training split (the right class
+/// gets about 99 % probability on average).
+pub const FIT_LOSS: f64 = 0.01;
+
+/// Whether the epoch's training loss (of the weights after it where that was measured, else
+/// the running one) is below [`FIT_LOSS`].
+fn is_fit(r: &EpochRecord) -> bool {
+    r.fit_loss.unwrap_or(r.train_loss) < FIT_LOSS
+}
+
+/// How one run of [`run`] ended.
+enum RunEnd {
+    Finished {
+        net: Network<f32>,
+        history: Vec<EpochRecord>,
+        best_epoch: usize,
+    },
+    Collapsed {
+        epoch: usize,
+        train_accuracy: f64,
+    },
+}
 
 /// Trains a fresh network on `train_set`, validating on `val_set` (may be empty) after each
-/// epoch; `on_epoch` sees each record as it is made. Deterministic for a given config.
+/// epoch; `on_event` sees each epoch's record and each restart as they happen. A run that
+/// collapses (see [`collapse`]) starts again from a seed derived from `cfg.seed`.
+/// Deterministic for a given config and data; prints nothing.
 pub fn train(
     cfg: &TrainConfig,
     input: usize,
     classes: usize,
     train_set: &[Sample<'_>],
     val_set: &[Sample<'_>],
-    on_epoch: &mut dyn FnMut(&EpochRecord),
+    on_event: &mut dyn FnMut(TrainEvent<'_>),
 ) -> Result<TrainOutcome> {
     if train_set.is_empty() {
         bail!("no training sequences");
@@ -758,51 +831,148 @@ pub fn train(
     if input == 0 || classes == 0 {
         bail!("the data needs at least one channel and one class");
     }
+    let channel_std = (!cfg.augment.is_off()).then(|| augment::channel_std(train_set, input));
+    let chance = collapse::chance_accuracy(train_set, classes);
+    let mut restarts = Vec::new();
+    let mut trained_steps = 0u64;
+    let mut train_seconds = 0.0;
+    loop {
+        let seed = collapse::restart_seed(cfg.seed, restarts.len());
+        let check = cfg
+            .collapse
+            .filter(|c| restarts.len() < c.max_restarts && c.after_epochs <= cfg.epochs);
+        let end = run(
+            cfg,
+            seed,
+            input,
+            classes,
+            train_set,
+            val_set,
+            channel_std.as_deref(),
+            check.map(|c| (c.after_epochs, c.threshold(chance))),
+            &mut trained_steps,
+            &mut train_seconds,
+            on_event,
+        )?;
+        match end {
+            RunEnd::Finished {
+                net,
+                history,
+                best_epoch,
+            } => {
+                return Ok(TrainOutcome {
+                    net,
+                    history,
+                    best_epoch,
+                    seed,
+                    restarts,
+                    trained_steps,
+                    train_seconds,
+                })
+            }
+            RunEnd::Collapsed {
+                epoch,
+                train_accuracy,
+            } => {
+                let r = Restart {
+                    seed,
+                    epoch,
+                    train_accuracy,
+                    threshold: check.map_or(0.0, |c| c.threshold(chance)),
+                    next_seed: collapse::restart_seed(cfg.seed, restarts.len() + 1),
+                };
+                on_event(TrainEvent::Restart(&r));
+                restarts.push(r);
+            }
+        }
+    }
+}
+
+/// One training run from `seed`; with `check = Some((epoch, threshold))` it stops as
+/// collapsed when the best running training accuracy up to that epoch is below `threshold`.
+#[allow(clippy::too_many_arguments)] // the run's whole context, one call site
+fn run(
+    cfg: &TrainConfig,
+    seed: u64,
+    input: usize,
+    classes: usize,
+    train_set: &[Sample<'_>],
+    val_set: &[Sample<'_>],
+    channel_std: Option<&[f32]>,
+    check: Option<(usize, f64)>,
+    trained_steps: &mut u64,
+    train_seconds: &mut f64,
+    on_event: &mut dyn FnMut(TrainEvent<'_>),
+) -> Result<RunEnd> {
     let mut net: Network<f32> = Network::init(
         cfg.kind,
         input,
         cfg.hidden,
         cfg.layers,
         classes,
-        &mut rng(cfg.seed, STREAM_INIT),
+        &mut rng(seed, STREAM_INIT),
     );
-    net.add_gate_bias(cfg.gate_bias);
+    let typical_steps = train_set.iter().map(|s| s.steps).sum::<usize>() / train_set.len();
+    cfg.init
+        .apply(&mut net, typical_steps, &mut rng(seed, STREAM_ORTHOGONAL));
     let sizes: Vec<usize> = net.tensors().iter().map(|(_, t)| t.len()).collect();
     let mut opt = adam::Adam::new(cfg.lr, &sizes);
-    let mut shuffle_rng = rng(cfg.seed, STREAM_SHUFFLE);
+    let mut shuffle_rng = rng(seed, STREAM_SHUFFLE);
+    let mut augment_rng = rng(seed, STREAM_AUGMENT);
     let mut order: Vec<usize> = (0..train_set.len()).collect();
     let mut history = Vec::new();
     let mut best: Option<(f64, usize, Network<f32>)> = None;
-    let mut trained_steps = 0u64;
-    let mut train_seconds = 0.0;
-    let mut batch: Vec<Sample<'_>> = Vec::with_capacity(cfg.batch);
+    let mut best_train_accuracy = 0.0f64;
     let per_epoch = train_set.len().div_ceil(cfg.batch);
-    let total_steps = per_epoch * cfg.epochs;
-    let warmup_steps = match cfg.schedule {
-        LrSchedule::Cosine { warmup_epochs } => per_epoch * warmup_epochs,
-        LrSchedule::Constant => 0,
-    };
+    let mut scheduler = Scheduler::new(cfg.schedule, cfg.lr, per_epoch, cfg.epochs);
     let mut step = 0usize;
-    for epoch in 1..=cfg.epochs {
+    let extend = match cfg.schedule {
+        LrSchedule::Cosine { .. } => 0,
+        _ if cfg.extend_until_fit => cfg.epochs,
+        _ => 0,
+    };
+    for epoch in 1..=cfg.epochs + extend {
+        if epoch > cfg.epochs && history.last().is_some_and(is_fit) {
+            break;
+        }
         order.shuffle(&mut shuffle_rng);
         let start = std::time::Instant::now();
+        let augmented: Vec<augment::Augmented> = match channel_std {
+            Some(sd) => train_set
+                .iter()
+                .map(|s| cfg.augment.apply(s, input, sd, &mut augment_rng))
+                .collect(),
+            None => Vec::new(),
+        };
+        let epoch_set: Vec<Sample<'_>>;
+        let current: &[Sample<'_>] = if channel_std.is_some() {
+            epoch_set = augmented
+                .iter()
+                .zip(train_set)
+                .map(|(a, s)| a.sample(s))
+                .collect();
+            &epoch_set
+        } else {
+            train_set
+        };
         let mut stats = Stats::default();
+        let mut batch: Vec<Sample<'_>> = Vec::with_capacity(cfg.batch);
         for idx in order.chunks(cfg.batch) {
             batch.clear();
-            batch.extend(idx.iter().map(|&i| train_set[i]));
+            batch.extend(idx.iter().map(|&i| current[i]));
             let (mut g, s) = batch_grad(&net, &batch, cfg.bptt_window);
             stats.add(s);
-            trained_steps += batch.iter().map(|s| s.steps as u64).sum::<u64>();
+            *trained_steps += batch.iter().map(|s| s.steps as u64).sum::<u64>();
             let mut grads = g.tensors_mut();
             if let Some(c) = cfg.clip {
                 adam::clip_grad_norm(&mut grads, c);
             }
             let grads: Vec<&[f32]> = grads.into_iter().map(|g| &*g).collect();
-            opt.lr = cfg.schedule.rate(cfg.lr, step, total_steps, warmup_steps);
+            opt.lr = scheduler.rate(step);
             step += 1;
             opt.step(&mut net.tensors_mut(), &grads);
         }
-        train_seconds += start.elapsed().as_secs_f64();
+        *train_seconds += start.elapsed().as_secs_f64();
         if !stats.loss().is_finite() {
             bail!(
                 "training diverged at epoch {epoch} (loss is not finite); lower --lr or set --clip"
@@ -823,8 +993,18 @@ pub fn train(
             lr: opt.lr,
         };
         history.push(rec);
-        on_epoch(&rec);
+        on_event(TrainEvent::Epoch(&rec));
+        best_train_accuracy = best_train_accuracy.max(rec.train_accuracy);
+        if let Some((at, threshold)) = check {
+            if epoch == at && best_train_accuracy < threshold {
+                return Ok(RunEnd::Collapsed {
+                    epoch,
+                    train_accuracy: best_train_accuracy,
+                });
+            }
+        }
         if let Some(v) = rec.val_loss.or(rec.fit_loss) {
+            scheduler.end_epoch(v);
             // A NaN never becomes the best; ties keep the earlier epoch.
             if best.as_ref().is_none_or(|(b, _, _)| v < *b) {
                 best = Some((v, epoch, net.clone()));
@@ -842,12 +1022,10 @@ pub fn train(
         Some((_, e, n)) => (n, e),
         None => (net, last),
     };
-    Ok(TrainOutcome {
+    Ok(RunEnd::Finished {
         net,
         history,
         best_epoch,
-        trained_steps,
-        train_seconds,
     })
 }
 
