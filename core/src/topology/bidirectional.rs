@@ -115,7 +115,8 @@ impl<C> BiLayer<C> {
         let mut h_prev: &[N::Act] = zeros;
         for (t, row) in rows.enumerate() {
             let (fwd, _) = row.split_at_mut(h.min(row.len()));
-            self.forward.step(input.row(t), h_prev, fwd, cell, scratch);
+            self.forward
+                .step_buffers(input.row(t), h_prev, fwd, cell, scratch);
             h_prev = fwd;
         }
 
@@ -125,7 +126,8 @@ impl<C> BiLayer<C> {
         let rows = output.chunks_exact_mut(width).take(input.len());
         for (t, row) in rows.enumerate().rev() {
             let (_, bwd) = row.split_at_mut(h.min(row.len()));
-            self.backward.step(input.row(t), h_prev, bwd, cell, scratch);
+            self.backward
+                .step_buffers(input.row(t), h_prev, bwd, cell, scratch);
             h_prev = bwd;
         }
     }
@@ -578,7 +580,9 @@ where
         })
     }
 
-    /// Empties the ring buffer: the next run comes `W` samples later.
+    /// Empties the ring buffer: the next run comes `W` samples later. The outputs of the last
+    /// run stay readable until then (clearing them would cost a stack temporary the size of
+    /// all the layers' buffers).
     pub fn reset(&self, state: &mut BidirectionalState<N, L::State, I, W>) {
         state.samples.clear();
         state.countdown = W as u32;

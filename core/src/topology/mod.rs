@@ -36,10 +36,11 @@ use crate::cell::lstm::{Lstm, LstmProj, LstmProjWeights, LstmWeights, Projection
 use crate::cell::rnn::{Rnn, RnnWeights};
 use crate::cell::LayerWeights;
 use crate::numeric::Schedule;
+use crate::recurrent::Recurrent;
 
 /// One recurrent layer stepped on caller-owned buffers: the slice-level step of every cell.
 ///
-/// `step` reads the input `x` (`input_size` values) and the previous output `h_prev`
+/// [`step_buffers`](Self::step_buffers) reads the input `x` (`input_size` values) and the previous output `h_prev`
 /// (`output_size`), writes the new output into `h_next` (a distinct buffer of `output_size`),
 /// updates the cell state `c` (`cell_size` values: an LSTM's `c`, empty for GRU and RNN) and
 /// may use `scratch` (`scratch_size` values: a projected LSTM's `o ⊙ tanh(c)`). The zero state
@@ -53,8 +54,9 @@ pub trait CellKernel<N: Schedule> {
     fn cell_size(&self) -> usize;
     /// Scratch activations one step needs.
     fn scratch_size(&self) -> usize;
-    /// One timestep (see the trait doc).
-    fn step(
+    /// One timestep (see the trait doc). (Not named `step`: the const-generic cells also have
+    /// [`Recurrent::step`](crate::Recurrent::step), on their own state.)
+    fn step_buffers(
         &self,
         x: &[N::Act],
         h_prev: &[N::Act],
@@ -64,13 +66,10 @@ pub trait CellKernel<N: Schedule> {
     );
 }
 
-/// A [`CellKernel`] whose sizes are constants, with its per-layer buffers as types: what the
-/// const-generic topologies ([`Bidirectional`]) hold for it.
-pub trait SizedCell<N: Schedule>: CellKernel<N> {
-    /// Input features per step.
-    const INPUT: usize;
-    /// Output values per step.
-    const OUTPUT: usize;
+/// A [`CellKernel`] whose sizes are constants ([`Recurrent::INPUT`], [`Recurrent::OUTPUT`]),
+/// with its per-layer buffers as types: what the const-generic topologies ([`Bidirectional`])
+/// hold for it.
+pub trait SizedCell<N: Schedule>: CellKernel<N> + Recurrent<N> {
     /// One output, `[N::Act; OUTPUT]`.
     type Output: Copy + core::fmt::Debug + PartialEq;
     /// The cell state and scratch of one step (nothing for GRU and RNN).
@@ -164,7 +163,7 @@ impl<N: Schedule> CellKernel<N> for LayerWeights<'_, N> {
         0
     }
     #[inline]
-    fn step(
+    fn step_buffers(
         &self,
         x: &[N::Act],
         h_prev: &[N::Act],
@@ -190,7 +189,7 @@ impl<N: Schedule> CellKernel<N> for RnnWeights<'_, N> {
         0
     }
     #[inline]
-    fn step(
+    fn step_buffers(
         &self,
         x: &[N::Act],
         h_prev: &[N::Act],
@@ -216,7 +215,7 @@ impl<N: Schedule> CellKernel<N> for GruWeights<'_, N> {
         0
     }
     #[inline]
-    fn step(
+    fn step_buffers(
         &self,
         x: &[N::Act],
         h_prev: &[N::Act],
@@ -242,7 +241,7 @@ impl<N: Schedule> CellKernel<N> for LstmWeights<'_, N> {
         0
     }
     #[inline]
-    fn step(
+    fn step_buffers(
         &self,
         x: &[N::Act],
         h_prev: &[N::Act],
@@ -268,7 +267,7 @@ impl<N: Projection> CellKernel<N> for LstmProjWeights<'_, N> {
         self.hidden_size()
     }
     #[inline]
-    fn step(
+    fn step_buffers(
         &self,
         x: &[N::Act],
         h_prev: &[N::Act],
@@ -297,7 +296,7 @@ macro_rules! sized_cell {
                 CellKernel::<N>::scratch_size(&self.weights())
             }
             #[inline]
-            fn step(
+            fn step_buffers(
                 &self,
                 x: &[N::Act],
                 h_prev: &[N::Act],
@@ -305,13 +304,11 @@ macro_rules! sized_cell {
                 c: &mut [N::Cell],
                 scratch: &mut [N::Act],
             ) {
-                CellKernel::<N>::step(&self.weights(), x, h_prev, h_next, c, scratch);
+                CellKernel::<N>::step_buffers(&self.weights(), x, h_prev, h_next, c, scratch);
             }
         }
 
         impl<N: Schedule, $(const $size: usize),*> SizedCell<N> for $cell<N, $($size),*> {
-            const INPUT: usize = I;
-            const OUTPUT: usize = $out;
             type Output = [N::Act; $out];
             type Scratch = $scratch;
 
@@ -361,7 +358,7 @@ impl<N: Projection, const I: usize, const H: usize, const P: usize> CellKernel<N
         H
     }
     #[inline]
-    fn step(
+    fn step_buffers(
         &self,
         x: &[N::Act],
         h_prev: &[N::Act],
@@ -376,8 +373,6 @@ impl<N: Projection, const I: usize, const H: usize, const P: usize> CellKernel<N
 impl<N: Projection, const I: usize, const H: usize, const P: usize> SizedCell<N>
     for LstmProj<N, I, H, P>
 {
-    const INPUT: usize = I;
-    const OUTPUT: usize = P;
     type Output = [N::Act; P];
     type Scratch = ([N::Cell; H], [N::Act; H]);
 
