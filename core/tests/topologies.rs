@@ -577,6 +577,13 @@ impl<N: Quantise> Stored<N> {
     }
 }
 
+/// A linear's weights, biases and row scales in `N`.
+type StoredLinear<N> = (
+    Vec<<N as tinyrnn::Numeric>::Weight>,
+    Vec<<N as tinyrnn::Numeric>::Bias>,
+    Vec<<N as tinyrnn::Numeric>::RowScale>,
+);
+
 /// A PyTorch linear (`weight [O][I]`, `bias [O]`) in f64.
 #[derive(Clone, Debug)]
 struct Linear {
@@ -611,7 +618,7 @@ impl Linear {
         }
     }
 
-    fn store<N: Quantise>(&self) -> (Vec<N::Weight>, Vec<N::Bias>, Vec<N::RowScale>) {
+    fn store<N: Quantise>(&self) -> StoredLinear<N> {
         (
             self.w.iter().map(|&w| N::weight(w)).collect(),
             self.b.iter().map(|&b| N::bias(b)).collect(),
@@ -673,6 +680,10 @@ fn unidirectional_pair<N: Quantise, R: Recurrent<N>>(
     out
 }
 
+/// A window's rows through the unidirectional cells.
+type Unidirectional<'a, N> = dyn Fn(&[Vec<<N as tinyrnn::Elementwise>::Act>]) -> Vec<Vec<<N as tinyrnn::Elementwise>::Act>>
+    + 'a;
+
 /// Measured maxima, for the report.
 #[derive(Default)]
 struct Worst {
@@ -707,7 +718,7 @@ fn check_stream<N, L, Hd, const I: usize, const W: usize>(
     stored: &[[Stored<N>; 2]],
     torch: &[[Torch; 2]],
     head_f64: &dyn Fn(&[f64]) -> Vec<f64>,
-    uni: &dyn Fn(&[Vec<N::Act>]) -> Vec<Vec<N::Act>>,
+    uni: &Unidirectional<'_, N>,
     out_frac: i8,
     rng: &mut Rng,
 ) -> Worst
@@ -744,7 +755,7 @@ where
     let mut runs = 0;
     for (t, x) in quantised.iter().enumerate() {
         let ran = model.push(&mut state, x);
-        let due = t + 1 >= W && (t + 1 - W) % stride as usize == 0;
+        let due = t + 1 >= W && (t + 1 - W).checked_rem(stride as usize) == Some(0);
         assert_eq!(
             ran, due,
             "sample {t}: a run is due after samples W-1, W-1+k, …"
@@ -1682,10 +1693,7 @@ fn forecast_f64(
 /// warm-up, 12 generated. f32 and fixed point against the f64 loop on the stored weights; the
 /// fixed-point bits against the same loop written with the slice kernels and the requantisation
 /// spelled out here.
-fn forecast_suite<N: Quantise>(tol: f64)
-where
-    N: Quantise,
-{
+fn forecast_suite<N: Quantise>(tol: f64) {
     let mut rng = Rng(0xf0ca);
     let torch = Torch::random(Kind::Gru, 2, 6, 0, &mut rng);
     let stored = torch.store::<N>(X_FRAC, 15);

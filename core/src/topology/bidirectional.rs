@@ -483,7 +483,7 @@ impl core::error::Error for StrideError {}
 /// let mut state = model.new_state(2).unwrap();
 /// let mut decisions = 0;
 /// for t in 0..8 {
-///     if model.push(&mut state, &[t as f32 / 8.0, 1.0]) {
+///     if model.push(&mut state, &[1.0, t as f32 / 8.0]) {
 ///         let mut logits = [0.0; 2];
 ///         model.head_final(&state, &mut logits);
 ///         assert!(logits[0] > logits[1]);

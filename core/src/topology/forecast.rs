@@ -98,7 +98,7 @@ impl<A: FloatActivation> Feedback for Float<A> {
 
     #[inline]
     fn exceeds(score: f32, threshold: f32) -> bool {
-        !(score <= threshold)
+        score > threshold || score.is_nan()
     }
 }
 

@@ -3,7 +3,7 @@
 //! ([`forecast`]).
 //!
 //! Many-to-many (an output per sample) and windowed many-to-one are plain loops over
-//! [`Recurrent::step`](crate::Recurrent::step) (see [`pipeline::window`](crate::pipeline::window));
+//! [`Recurrent::step`] (see [`pipeline::window`](crate::pipeline::window));
 //! the shapes here need more than a loop:
 //!
 //! * **Bidirectional over a window of `W` samples** ([`Bidirectional`]): a ring buffer of the
@@ -17,7 +17,7 @@
 //!   prediction is an anomaly score.
 //!
 //! Both step the cells through [`CellKernel`], the slice-level step every layer has (the one
-//! behind each cell's own [`Recurrent::step`](crate::Recurrent::step)): the const-generic cells
+//! behind each cell's own [`Recurrent::step`]): the const-generic cells
 //! ([`Lstm`], [`Gru`], [`Rnn`], [`LstmProj`]) and the run-time-sized slice views
 //! ([`LayerWeights`], [`LstmProjWeights`]) alike, so a host that knows its sizes only at run
 //! time and a firmware with everything fixed at compile time run the same code.
@@ -55,7 +55,7 @@ pub trait CellKernel<N: Schedule> {
     /// Scratch activations one step needs.
     fn scratch_size(&self) -> usize;
     /// One timestep (see the trait doc). (Not named `step`: the const-generic cells also have
-    /// [`Recurrent::step`](crate::Recurrent::step), on their own state.)
+    /// [`Recurrent::step`], on their own state.)
     fn step_buffers(
         &self,
         x: &[N::Act],
