@@ -102,18 +102,25 @@ impl<C> BiLayer<C> {
         C: CellKernel<N>,
     {
         let h = self.forward.output_size();
-        let width = 2 * h;
         if h == 0 {
             return;
         }
+        // `max(1)`: a width the optimiser can see is non-zero (no panic path in
+        // `chunks_exact_mut`); `2 · h` cannot wrap for a buffer that fits in memory.
+        let width = (2 * h).max(1);
         zeros.fill(N::Act::default());
         let zeros = zeros.get(..h).unwrap_or(zeros);
-        let rows = output.chunks_exact_mut(width).take(input.len());
+        // Whole rows only: the backward pass then walks `ChunksExactMut` from its end
+        // (`next_back`), whose bounds the optimiser can follow, unlike those of a `take`n one.
+        let rows = input.len().min(output.len() / width);
+        let Some(output) = output.get_mut(..rows * width) else {
+            return;
+        };
 
         // Forward: h_prev is the forward half of the previous row (the zeros before row 0).
         cell.fill(N::Cell::default());
         let mut h_prev: &[N::Act] = zeros;
-        for (t, row) in rows.enumerate() {
+        for (t, row) in output.chunks_exact_mut(width).enumerate() {
             let (fwd, _) = row.split_at_mut(h.min(row.len()));
             self.forward
                 .step_buffers(input.row(t), h_prev, fwd, cell, scratch);
@@ -123,8 +130,7 @@ impl<C> BiLayer<C> {
         // Backward: from the last row to the first, h_prev the backward half of the next row.
         cell.fill(N::Cell::default());
         let mut h_prev: &[N::Act] = zeros;
-        let rows = output.chunks_exact_mut(width).take(input.len());
-        for (t, row) in rows.enumerate().rev() {
+        for (t, row) in output.chunks_exact_mut(width).enumerate().rev() {
             let (_, bwd) = row.split_at_mut(h.min(row.len()));
             self.backward
                 .step_buffers(input.row(t), h_prev, bwd, cell, scratch);
@@ -138,9 +144,11 @@ impl<C> BiLayer<C> {
 /// first, what a bidirectional classifier's head reads (see the [module](self) doc). Leaves
 /// `into` as it is when `outputs` holds no row.
 pub fn final_hidden<A: Copy>(outputs: &[A], hidden: usize, into: &mut [A]) {
-    let mut rows = outputs.chunks_exact(2 * hidden.max(1));
-    let (Some(first), Some(last)) = (rows.next(), outputs.chunks_exact(2 * hidden.max(1)).last())
-    else {
+    let width = (2 * hidden).max(1);
+    let (Some(first), Some(last)) = (
+        outputs.chunks_exact(width).next(),
+        outputs.chunks_exact(width).last(),
+    ) else {
         return;
     };
     let (fwd, bwd) = into.split_at_mut(hidden.min(into.len()));
