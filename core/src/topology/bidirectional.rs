@@ -110,31 +110,62 @@ impl<C> BiLayer<C> {
         let width = (2 * h).max(1);
         zeros.fill(N::Act::default());
         let zeros = zeros.get(..h).unwrap_or(zeros);
-        // Whole rows only: the backward pass then walks `ChunksExactMut` from its end
-        // (`next_back`), whose bounds the optimiser can follow, unlike those of a `take`n one.
         let rows = input.len().min(output.len() / width);
-        let Some(output) = output.get_mut(..rows * width) else {
-            return;
-        };
-
-        // Forward: h_prev is the forward half of the previous row (the zeros before row 0).
-        cell.fill(N::Cell::default());
-        let mut h_prev: &[N::Act] = zeros;
-        for (t, row) in output.chunks_exact_mut(width).enumerate() {
-            let (fwd, _) = row.split_at_mut(h.min(row.len()));
-            self.forward
-                .step_buffers(input.row(t), h_prev, fwd, cell, scratch);
-            h_prev = fwd;
+        // Both directions through one call of the cell's step: inlined once, it is specialised
+        // for the cell's sizes (constants for a const-generic cell), as a unidirectional step.
+        for backward in [false, true] {
+            let (cell_kernel, half) = if backward {
+                (&self.backward, h)
+            } else {
+                (&self.forward, 0)
+            };
+            cell.fill(N::Cell::default());
+            for k in 0..rows {
+                // Forward: rows 0, 1, … reading the previous row; backward: rows W-1, W-2, …
+                // reading the next one; the first step of each reads the zeros.
+                let t = if backward { rows - 1 - k } else { k };
+                let prev = match (k, backward) {
+                    (0, _) => None,
+                    (_, false) => Some(t - 1),
+                    (_, true) => Some(t + 1),
+                };
+                let Some((h_prev, h_next)) = halves(output, zeros, width, half, h, prev, t) else {
+                    return;
+                };
+                cell_kernel.step_buffers(input.row(t), h_prev, h_next, cell, scratch);
+            }
         }
+    }
+}
 
-        // Backward: from the last row to the first, h_prev the backward half of the next row.
-        cell.fill(N::Cell::default());
-        let mut h_prev: &[N::Act] = zeros;
-        for (t, row) in output.chunks_exact_mut(width).enumerate().rev() {
-            let (_, bwd) = row.split_at_mut(h.min(row.len()));
-            self.backward
-                .step_buffers(input.row(t), h_prev, bwd, cell, scratch);
-            h_prev = bwd;
+/// In rows of `width` values of `output`, the `len` values from `offset` of row `prev` (or
+/// `zeros` when `None`) to read, and those of row `next` to write; `None` out of range.
+#[inline(always)]
+fn halves<'o, A>(
+    output: &'o mut [A],
+    zeros: &'o [A],
+    width: usize,
+    offset: usize,
+    len: usize,
+    prev: Option<usize>,
+    next: usize,
+) -> Option<(&'o [A], &'o mut [A])> {
+    let at = |row: usize| row * width + offset..row * width + offset + len;
+    match prev {
+        None => Some((zeros, output.get_mut(at(next))?)),
+        Some(prev) if prev < next => {
+            let (before, from_next) = output.split_at_mut_checked(next * width)?;
+            Some((
+                before.get(at(prev))?,
+                from_next.get_mut(offset..offset + len)?,
+            ))
+        }
+        Some(prev) => {
+            let (upto_prev, from_prev) = output.split_at_mut_checked(prev * width)?;
+            Some((
+                from_prev.get(offset..offset + len)?,
+                upto_prev.get_mut(at(next))?,
+            ))
         }
     }
 }

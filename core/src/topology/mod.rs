@@ -95,25 +95,30 @@ pub struct WindowRows<'a, A> {
     older: &'a [A],
     newer: &'a [A],
     width: usize,
+    /// Rows in `older`, and in all: counted once, not at every row (no divider on Cortex-M0).
+    older_rows: usize,
+    rows: usize,
 }
 
 impl<'a, A> WindowRows<'a, A> {
     /// Rows of `width` values, one after the other in `values` (a trailing partial row is
     /// ignored).
     pub const fn new(values: &'a [A], width: usize) -> Self {
-        WindowRows {
-            older: values,
-            newer: &[],
-            width,
-        }
+        Self::from_parts(values, &[], width)
     }
 
     /// The rows of `older` followed by those of `newer` (each a whole number of rows).
     pub const fn from_parts(older: &'a [A], newer: &'a [A], width: usize) -> Self {
+        let (older_rows, newer_rows) = match width {
+            0 => (0, 0),
+            w => (older.len() / w, newer.len() / w),
+        };
         WindowRows {
             older,
             newer,
             width,
+            older_rows,
+            rows: older_rows + newer_rows,
         }
     }
 
@@ -123,29 +128,26 @@ impl<'a, A> WindowRows<'a, A> {
     }
 
     /// Rows.
-    pub fn len(&self) -> usize {
-        match self.width {
-            0 => 0,
-            w => self.older.len() / w + self.newer.len() / w,
-        }
+    pub const fn len(&self) -> usize {
+        self.rows
     }
 
     /// Whether there is no row.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    pub const fn is_empty(&self) -> bool {
+        self.rows == 0
     }
 
     /// Row `t` (empty past the end).
     #[inline]
     pub fn row(&self, t: usize) -> &'a [A] {
-        let w = self.width.max(1);
-        let in_older = self.older.len() / w;
-        let (part, t) = if t < in_older {
+        let (part, t) = if t < self.older_rows {
             (self.older, t)
         } else {
-            (self.newer, t - in_older)
+            (self.newer, t - self.older_rows)
         };
-        part.chunks_exact(w).nth(t).unwrap_or_default()
+        let start = t.saturating_mul(self.width);
+        part.get(start..start.saturating_add(self.width))
+            .unwrap_or_default()
     }
 }
 
