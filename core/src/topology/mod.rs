@@ -16,11 +16,14 @@
 //!   back as the next input, in constant memory; on real samples, the error of the one-step
 //!   prediction is an anomaly score.
 //!
-//! Both step the cells through [`CellKernel`], the slice-level step every layer has (the one
-//! behind each cell's own [`Recurrent::step`]): the const-generic cells
+//! The bidirectional layers step their cells through [`CellKernel`], the slice-level step every
+//! layer has (the one behind each cell's own [`Recurrent::step`]): the const-generic cells
 //! ([`Lstm`], [`Gru`], [`Rnn`], [`LstmProj`]) and the run-time-sized slice views
-//! ([`LayerWeights`], [`LstmProjWeights`]) alike, so a host that knows its sizes only at run
-//! time and a firmware with everything fixed at compile time run the same code.
+//! ([`LayerWeights`], [`LstmProjWeights`]) alike, through the same window loop
+//! ([`BiLayer::run`]), so a host that knows its sizes only at run time and a firmware with
+//! everything fixed at compile time run the same code. The forecaster steps any
+//! [`Recurrent`] body; a host runs its loop over the slice kernels with the same
+//! [`Feedback`] requantisation.
 
 pub mod bidirectional;
 pub mod forecast;
