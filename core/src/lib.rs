@@ -46,6 +46,7 @@ pub mod activation;
 pub mod cell;
 pub mod dense;
 mod error;
+pub mod head;
 pub mod kernel;
 pub mod model;
 pub mod numeric;
@@ -53,13 +54,18 @@ pub mod pipeline;
 pub mod recurrent;
 #[cfg(feature = "embedded-hal")]
 pub mod sensor;
+pub mod topology;
 
 pub use cell::gru::{Gru, GruState, GruWeights};
-pub use cell::lstm::{Lstm, LstmState, LstmWeights};
+pub use cell::lstm::{
+    Lstm, LstmProj, LstmProjState, LstmProjWeights, LstmState, LstmWeights, Projection,
+};
 pub use cell::rnn::{Rnn, RnnState, RnnWeights};
 pub use cell::{LayerWeights, Nonlinearity};
 pub use dense::{Dense, DenseWeights};
 pub use error::ShapeError;
+pub use head::mlp::{Mlp, MlpWeights};
+pub use head::{Head, Network};
 pub use model::{argmax, Model, ModelState};
 pub use numeric::fixed_point::{QFormat, Q15, W8A16};
 pub use numeric::float::{F32Fast, F32};
@@ -70,6 +76,10 @@ pub use pipeline::source::SampleSource;
 pub use pipeline::window::{StatePolicy, Window};
 pub use pipeline::{Pipeline, StreamModel};
 pub use recurrent::{Recurrent, Stack, StackState};
+pub use topology::{
+    BiLayer, BiStack, Bidirectional, BidirectionalState, BidirectionalWeights, CellKernel,
+    ErrorMetric, Feedback, ForecastState, Forecaster, SizedCell, WindowRows,
+};
 
 /// The README's examples, compiled and run as doctests.
 #[doc = include_str!("../../README.md")]

@@ -16,10 +16,15 @@
 //! (`w_ih[j][gate][input]`), so one pass over a unit's rows produces everything needed for
 //! `c'_j` and `h'_j`. The two biases are folded into one (`b_i* + b_h*`), which is exact
 //! in real arithmetic. The host tool reorders PyTorch tensors at import time.
+//!
+//! With a projection (`nn.LSTM(..., proj_size=P)`), the hidden state is `h' = W_hr (o ⊙
+//! tanh(c'))`, `P` values, and the recurrent rows read those `P`: [`LstmProj`] and
+//! [`LstmProjWeights`], a separate code path (the plain LSTM's is unchanged).
 
 use super::{gate_rows, in_blocks_of_eight, DoubleBuffer, EightUnitLanes};
 use crate::activation::float::FloatActivation;
 use crate::error::{check_len, ShapeError};
+use crate::numeric::fixed_point::{round_shift, sat_i16, Fixed, FixedWeight, QFormat};
 use crate::numeric::float::Float;
 use crate::numeric::{Numeric, Schedule};
 use crate::recurrent::Recurrent;
@@ -381,5 +386,335 @@ impl<N: Schedule, const I: usize, const H: usize> Recurrent<N> for Lstm<N, I, H>
 
     fn reset(&self, state: &mut LstmState<N, H>) {
         *state = LstmState::default();
+    }
+}
+
+/// What an LSTM with a projection (`nn.LSTM(..., proj_size=P)`) needs of a numeric type beyond
+/// [`Schedule`]: the format its units update in, and the projection of their outputs.
+///
+/// With a projection, the hidden state a layer outputs and feeds back is `h = W_hr · m`, `P`
+/// values, where `m = o ⊙ tanh(c)` are the `H` unit outputs of a plain LSTM. For fixed point,
+/// `m` is Q15 (as every LSTM's `h` is), and `h` takes the layer's `h_frac`, which may be below
+/// 15: `|h_p| ≤ Σ_j |W_hr[p][j]|` can exceed 1.
+pub trait Projection: Schedule {
+    /// The format the units update in, from the layer's: the layer's with `h_frac` = 15 (gate
+    /// outputs and `m` are Q15, whatever the format of the projected `h`). `()` for floats.
+    fn unit_format(layer: &Self::Format) -> Self::Format;
+
+    /// One projected value `W_hr[p] · m`, in the layer's hidden-state format.
+    ///
+    /// Fixed point: the exact dot product of the row (`scale` fractional bits) with the Q15
+    /// `m`, rounded half up once to `layer.h_frac` and saturated to `i16`; error ≤ ½ LSB of
+    /// `h_frac` beyond the weights' own. `f32`: [`kernel::dot_f32`](crate::kernel::dot_f32).
+    fn project(
+        w_hr: &[Self::Weight],
+        scale: Self::RowScale,
+        m: &[Self::Act],
+        layer: &Self::Format,
+    ) -> Self::Act;
+}
+
+impl<A: FloatActivation> Projection for Float<A> {
+    #[inline(always)]
+    fn unit_format(_: &()) {}
+
+    #[inline(always)]
+    fn project(w_hr: &[f32], _: (), m: &[f32], _: &()) -> f32 {
+        crate::kernel::dot_f32(w_hr, m)
+    }
+}
+
+impl<W: FixedWeight> Projection for Fixed<W> {
+    #[inline(always)]
+    fn unit_format(layer: &QFormat) -> QFormat {
+        QFormat {
+            h_frac: 15,
+            ..*layer
+        }
+    }
+
+    #[inline(always)]
+    fn project(w_hr: &[W], scale: i8, m: &[i16], layer: &QFormat) -> i16 {
+        // Row format `scale`, m Q15: the product has `scale + 15` fractional bits.
+        let shift = scale as i32 + 15 - layer.h_frac as i32;
+        sat_i16(round_shift(W::dot(w_hr, m), shift))
+    }
+}
+
+/// Projected LSTM weights as slices, for sizes known only at run time (and the kernel behind
+/// [`LstmProj`]): PyTorch's `nn.LSTM(input, hidden, proj_size=proj)`.
+///
+/// ```text
+/// i, f, g, o, c'   as in a plain LSTM (module doc), with h of P values
+/// m  = o ⊙ tanh(c')                    H unit outputs
+/// h' = W_hr m                          P values: the output and the next step's h
+/// ```
+///
+/// Layout (unit-major, as [`LstmWeights`]): `w_ih[H][4][I]`, `w_hh[H][4][P]`, `bias[H][4]`,
+/// row scales `[H][4]` each; `w_hr[P][H]` (PyTorch's `weight_hr_l{k}`, no bias) with one row
+/// scale per row `[P]`. The format's `h_frac` is that of the projected `h` (and of the next
+/// layer's input); see [`Projection`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LstmProjWeights<'a, N: Numeric> {
+    input_size: usize,
+    hidden_size: usize,
+    proj_size: usize,
+    w_ih: &'a [N::Weight],
+    w_hh: &'a [N::Weight],
+    bias: &'a [N::Bias],
+    scale_ih: &'a [N::RowScale],
+    scale_hh: &'a [N::RowScale],
+    w_hr: &'a [N::Weight],
+    scale_hr: &'a [N::RowScale],
+    format: N::Format,
+}
+
+impl<'a, N: Numeric> LstmProjWeights<'a, N> {
+    /// Checks every length against `input_size`, `hidden_size` and `proj_size`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        input_size: usize,
+        hidden_size: usize,
+        proj_size: usize,
+        w_ih: &'a [N::Weight],
+        w_hh: &'a [N::Weight],
+        bias: &'a [N::Bias],
+        scale_ih: &'a [N::RowScale],
+        scale_hh: &'a [N::RowScale],
+        w_hr: &'a [N::Weight],
+        scale_hr: &'a [N::RowScale],
+        format: N::Format,
+    ) -> Result<Self, ShapeError> {
+        if input_size == 0 || hidden_size == 0 || proj_size == 0 {
+            return Err(ShapeError::ZeroSize);
+        }
+        let rows = GATES * hidden_size;
+        check_len("w_ih", w_ih, rows * input_size)?;
+        check_len("w_hh", w_hh, rows * proj_size)?;
+        check_len("bias", bias, rows)?;
+        check_len("scale_ih", scale_ih, rows)?;
+        check_len("scale_hh", scale_hh, rows)?;
+        check_len("w_hr", w_hr, proj_size * hidden_size)?;
+        check_len("scale_hr", scale_hr, proj_size)?;
+        Ok(LstmProjWeights {
+            input_size,
+            hidden_size,
+            proj_size,
+            w_ih,
+            w_hh,
+            bias,
+            scale_ih,
+            scale_hh,
+            w_hr,
+            scale_hr,
+            format,
+        })
+    }
+
+    /// Input features.
+    pub fn input_size(&self) -> usize {
+        self.input_size
+    }
+
+    /// Units (cell-state values).
+    pub fn hidden_size(&self) -> usize {
+        self.hidden_size
+    }
+
+    /// Projected hidden-state values (the layer's output size).
+    pub fn proj_size(&self) -> usize {
+        self.proj_size
+    }
+
+    /// The layer's fixed-point formats (`()` for floats).
+    pub fn format(&self) -> &N::Format {
+        &self.format
+    }
+}
+
+impl<N: Projection> LstmProjWeights<'_, N> {
+    /// One timestep: reads `x` and `h_prev` (`proj_size`), updates `c` (`hidden_size`) in
+    /// place, leaves the unit outputs `m` in `m` (`hidden_size`, scratch) and writes the
+    /// projection `h_next` (`proj_size`, a distinct buffer). Shorter slices shorten the work
+    /// instead of panicking.
+    pub fn step(
+        &self,
+        x: &[N::Act],
+        h_prev: &[N::Act],
+        h_next: &mut [N::Act],
+        c: &mut [N::Cell],
+        m: &mut [N::Act],
+    ) {
+        let (i, p, fmt) = (self.input_size.max(1), self.proj_size.max(1), &self.format);
+        let unit_fmt = N::unit_format(fmt);
+        let units = self
+            .w_ih
+            .chunks_exact(GATES * i)
+            .zip(self.w_hh.chunks_exact(GATES * p))
+            .zip(self.bias.chunks_exact(GATES))
+            .zip(
+                self.scale_ih
+                    .chunks_exact(GATES)
+                    .zip(self.scale_hh.chunks_exact(GATES)),
+            )
+            .zip(m.iter_mut().zip(c.iter_mut()));
+        for ((((w_x, w_h), bias), (s_x, s_h)), (m_j, c_j)) in units {
+            // As `LstmWeights::step`, with recurrent rows of P weights; the sums take the
+            // layer's format (h_prev is the projected h), the update the units' (Q15 gates).
+            let (Ok(bias), Ok(s_x), Ok(s_h)) = (bias.try_into(), s_x.try_into(), s_h.try_into())
+            else {
+                return;
+            };
+            let (rows_x, rows_h) = (gate_rows(w_x, i), gate_rows(w_h, p));
+            let pre = N::preact_rows::<GATES>(bias, rows_x, s_x, x, rows_h, s_h, h_prev, fmt);
+            *m_j = N::lstm_update(pre, c_j, &unit_fmt);
+        }
+        let rows = self.w_hr.chunks_exact(self.hidden_size.max(1));
+        for ((w, &s), h_out) in rows.zip(self.scale_hr).zip(h_next) {
+            *h_out = N::project(w, s, m, fmt);
+        }
+    }
+}
+
+/// An LSTM layer with a projection (`proj_size = P`): `I` inputs, `H` units, `P` outputs;
+/// weights inline (can be `static`). See [`LstmProjWeights`] for the equations and layout.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LstmProj<N: Numeric, const I: usize, const H: usize, const P: usize> {
+    w_ih: [[[N::Weight; I]; GATES]; H],
+    w_hh: [[[N::Weight; P]; GATES]; H],
+    bias: [[N::Bias; GATES]; H],
+    scale_ih: [[N::RowScale; GATES]; H],
+    scale_hh: [[N::RowScale; GATES]; H],
+    w_hr: [[N::Weight; H]; P],
+    scale_hr: [N::RowScale; P],
+    format: N::Format,
+}
+
+impl<N: Numeric, const I: usize, const H: usize, const P: usize> LstmProj<N, I, H, P> {
+    /// Builds a layer from unit-major arrays (see [`LstmProjWeights`]) and fixed-point scales.
+    #[allow(clippy::too_many_arguments)]
+    pub const fn from_parts(
+        w_ih: [[[N::Weight; I]; GATES]; H],
+        w_hh: [[[N::Weight; P]; GATES]; H],
+        bias: [[N::Bias; GATES]; H],
+        scale_ih: [[N::RowScale; GATES]; H],
+        scale_hh: [[N::RowScale; GATES]; H],
+        w_hr: [[N::Weight; H]; P],
+        scale_hr: [N::RowScale; P],
+        format: N::Format,
+    ) -> Self {
+        const {
+            assert!(
+                I > 0 && H > 0 && P > 0,
+                "a projected LSTM needs at least one input, unit and output"
+            )
+        };
+        LstmProj {
+            w_ih,
+            w_hh,
+            bias,
+            scale_ih,
+            scale_hh,
+            w_hr,
+            scale_hr,
+            format,
+        }
+    }
+
+    /// The slice view the kernel runs on.
+    pub fn weights(&self) -> LstmProjWeights<'_, N> {
+        LstmProjWeights {
+            input_size: I,
+            hidden_size: H,
+            proj_size: P,
+            w_ih: self.w_ih.as_flattened().as_flattened(),
+            w_hh: self.w_hh.as_flattened().as_flattened(),
+            bias: self.bias.as_flattened(),
+            scale_ih: self.scale_ih.as_flattened(),
+            scale_hh: self.scale_hh.as_flattened(),
+            w_hr: self.w_hr.as_flattened(),
+            scale_hr: &self.scale_hr,
+            format: self.format,
+        }
+    }
+}
+
+impl<A: FloatActivation, const I: usize, const H: usize, const P: usize>
+    LstmProj<Float<A>, I, H, P>
+{
+    /// Builds an `f32` layer from unit-major weights, folded biases (`b_ih + b_hh`) and
+    /// PyTorch's `weight_hr` (`[P][H]`).
+    pub const fn new(
+        w_ih: [[[f32; I]; GATES]; H],
+        w_hh: [[[f32; P]; GATES]; H],
+        bias: [[f32; GATES]; H],
+        w_hr: [[f32; H]; P],
+    ) -> Self {
+        let no_scales = [[(); GATES]; H];
+        Self::from_parts(w_ih, w_hh, bias, no_scales, no_scales, w_hr, [(); P], ())
+    }
+}
+
+/// The state of an [`LstmProj`]: the projected hidden state (double-buffered), the cell state,
+/// and the unit outputs of the last step (`m`, the step's scratch).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LstmProjState<N: Numeric, const H: usize, const P: usize> {
+    h: DoubleBuffer<N::Act, P>,
+    c: [N::Cell; H],
+    m: [N::Act; H],
+}
+
+impl<N: Numeric, const H: usize, const P: usize> Default for LstmProjState<N, H, P> {
+    fn default() -> Self {
+        LstmProjState {
+            h: DoubleBuffer::default(),
+            c: [N::Cell::default(); H],
+            m: [N::Act::default(); H],
+        }
+    }
+}
+
+impl<N: Numeric, const H: usize, const P: usize> LstmProjState<N, H, P> {
+    /// The current (projected) hidden state `h`.
+    pub fn hidden(&self) -> &[N::Act; P] {
+        self.h.current()
+    }
+
+    /// The current cell state `c`.
+    pub fn cell(&self) -> &[N::Cell; H] {
+        &self.c
+    }
+}
+
+impl<N: Projection, const I: usize, const H: usize, const P: usize> Recurrent<N>
+    for LstmProj<N, I, H, P>
+{
+    type State = LstmProjState<N, H, P>;
+    const INPUT: usize = I;
+    const OUTPUT: usize = P;
+
+    fn step<'s>(&self, state: &'s mut LstmProjState<N, H, P>, x: &[N::Act]) -> &'s [N::Act] {
+        let (c, m) = (&mut state.c, &mut state.m);
+        let weights = self.weights();
+        state
+            .h
+            .advance(|prev, next| weights.step(x, prev, next, c, m))
+    }
+
+    fn reset(&self, state: &mut LstmProjState<N, H, P>) {
+        *state = LstmProjState::default();
+    }
+}
+
+impl<N: Numeric, const H: usize, const P: usize> crate::pipeline::FiniteState
+    for LstmProjState<N, H, P>
+where
+    N::Act: crate::pipeline::FiniteCheck,
+    N::Cell: crate::pipeline::FiniteCheck,
+{
+    /// `h` and `c`: `m` is recomputed by every step before it is read.
+    #[inline]
+    fn is_finite(&self) -> bool {
+        crate::pipeline::all_finite(self.hidden()) && crate::pipeline::all_finite(self.cell())
     }
 }

@@ -1,6 +1,8 @@
 //! Firmware self-test: proves that logging, computing, instruction counting and exiting with
-//! a status code all work under QEMU, and that the core's dispatched kernels (hand-scheduled
-//! `asm` on cores with DSP or FPU) return the same bits as the portable ones. Exits 0 on success.
+//! a status code all work under QEMU, that the core's dispatched kernels (hand-scheduled
+//! `asm` on cores with DSP or FPU) return the same bits as the portable ones, and that the
+//! sequence topologies (bidirectional windows, projected LSTM, MLP heads, generation) compute
+//! the host's golden outputs bit for bit (`selftest/topologies.rs`). Exits 0 on success.
 #![no_std]
 #![no_main]
 
@@ -8,6 +10,10 @@ use core::hint::black_box;
 
 use cortex_m_rt::entry;
 use tinyrnn_firmware::{exit, fail, icount, EXIT_SUCCESS};
+
+// Not `src/bin/topologies.rs`, which Cargo would build as a binary of its own.
+#[path = "selftest/topologies.rs"]
+mod topologies;
 
 /// A small integer computation with a known answer: the sum of squares 1² + … + n².
 #[inline(never)]
@@ -301,6 +307,12 @@ fn main() -> ! {
     let checks = long_rows_match();
     defmt::info!(
         "rows longer than one exact i32 block match: {=u32} comparisons",
+        checks
+    );
+
+    let checks = topologies::match_the_host();
+    defmt::info!(
+        "bidirectional, projected LSTM, MLP heads, generation match the host: {=u32} values",
         checks
     );
 
